@@ -1,0 +1,237 @@
+"""The ``insightos`` command line (contract section 2): the only module that knows every stage.
+
+Exit status: 0 done; 2 bad input (message on stderr); 1 any other failure. Stage modules are
+imported inside each command so that ``insightos --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from insightos_utils import __version__
+from insightos_utils.errors import InputError, InsightOSError
+
+
+def _add_source(parser: argparse.ArgumentParser, required: bool) -> None:
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument("--raw", type=Path, help="raw folder (CSV or Parquet per table)")
+    source.add_argument("--source", help="SQLAlchemy URL of a database holding the raw tables")
+
+
+# --- synth -------------------------------------------------------------------------------------
+
+
+def _synth_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a seeded synthetic company in the raw contract")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the CSV files into")
+    p.add_argument("--users", type=int, default=10_000, help="number of users (default 10000)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same bytes)")
+    p.add_argument("--as-of", help="the company's 'now' (ISO date); default 2026-06-30")
+    p.set_defaults(handler=_synth)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from insightos_utils.synth import write_company
+
+    write_company(args.out, n_users=args.users, seed=args.seed, as_of=args.as_of)
+    return 0
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def _ingest_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="validate, deduplicate and type raw data into Parquet")
+    _add_source(p, required=True)
+    p.add_argument("--out", type=Path, required=True, help="processed folder to write")
+    p.add_argument(
+        "--max-reject-share",
+        type=float,
+        default=0.01,
+        help="stop (exit 2) when a table has more than this share of rejected rows (default 0.01)",
+    )
+    p.set_defaults(handler=_ingest)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from insightos_utils.ingest import ingest
+
+    ingest(
+        args.out,
+        raw_dir=args.raw,
+        source_url=args.source,
+        max_reject_share=args.max_reject_share,
+    )
+    return 0
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the whole pipeline: notebooks, models, scores, reports")
+    _add_source(p, required=False)
+    p.add_argument("--out", type=Path, help="run folder (default reports/runs/<run-id>/)")
+    p.add_argument("--as-of", help="the pipeline's 'now' (ISO timestamp); default: latest in data")
+    p.add_argument("--config", type=Path, help="configuration file (default ./insightos.toml)")
+    p.add_argument("--feature-window-days", type=int, help="override [features] window")
+    p.add_argument("--horizon-months", type=int, help="override [ltv] horizon")
+    p.add_argument("--discount-rate", type=float, help="override [ltv] monthly discount rate")
+    p.add_argument("--margin", type=float, help="override [ltv] gross margin")
+    p.add_argument("--score-only", action="store_true", help="score open leads, no retraining")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from insightos_utils.config import DEFAULT_CONFIG_NAME, load_config
+    from insightos_utils.runner import run_pipeline
+
+    config_path = args.config
+    if config_path is None and Path(DEFAULT_CONFIG_NAME).exists():
+        config_path = Path(DEFAULT_CONFIG_NAME)
+    config = load_config(config_path).with_overrides(
+        raw_dir=str(args.raw) if args.raw else None,
+        source_url=args.source,
+        as_of=args.as_of,
+        feature_window_days=args.feature_window_days,
+        horizon_months=args.horizon_months,
+        monthly_discount_rate=args.discount_rate,
+        gross_margin=args.margin,
+    )
+    if args.raw:  # an explicit folder wins over a configured database
+        config = config.with_overrides(source_url="")
+    run_pipeline(config, out_dir=args.out, score_only=args.score_only)
+    return 0
+
+
+# --- score -------------------------------------------------------------------------------------
+
+
+def _score_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score the open leads with a saved model (no retraining)")
+    _add_source(p, required=True)
+    p.add_argument("--model", type=Path, required=True, help="saved champion model file")
+    p.add_argument("--out", type=Path, required=True, help="scored-leads CSV to write")
+    p.add_argument("--as-of", help="the scoring 'now' (ISO timestamp); default: latest in data")
+    p.add_argument("--db", help="also upsert the scores into this database (SQLAlchemy URL)")
+    p.set_defaults(handler=_score)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from insightos_utils.scoring import score_command
+
+    score_command(
+        model_path=args.model,
+        out_path=args.out,
+        raw_dir=args.raw,
+        source_url=args.source,
+        as_of=args.as_of,
+        db_url=args.db,
+    )
+    return 0
+
+
+# --- ltv ---------------------------------------------------------------------------------------
+
+
+def _ltv_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ltv", help="RFM summary, BG/NBD + Gamma-Gamma fit, per-customer LTV")
+    p.add_argument("--transactions", type=Path, required=True, help="transactions CSV/Parquet")
+    p.add_argument("--calibration-end", required=True, help="end of the calibration period")
+    p.add_argument("--observation-end", help="end of the holdout period (default: latest data)")
+    p.add_argument("--time-unit", choices=["D", "W", "M"], default="W", help="default W")
+    p.add_argument("--out", type=Path, required=True, help="folder for ltv_params.json etc.")
+    p.add_argument("--horizon-months", type=int, default=12, help="LTV horizon (default 12)")
+    p.add_argument("--discount-rate", type=float, default=0.01, help="monthly (default 0.01)")
+    p.add_argument("--margin", type=float, default=1.0, help="gross margin (default 1.0)")
+    p.add_argument("--penalizer", type=float, default=0.0, help="L2 penalizer for both fits")
+    p.set_defaults(handler=_ltv)
+
+
+def _ltv(args: argparse.Namespace) -> int:
+    from insightos_utils.ltv import ltv_command
+
+    ltv_command(
+        transactions_path=args.transactions,
+        calibration_end=args.calibration_end,
+        observation_end=args.observation_end,
+        time_unit=args.time_unit,
+        out_dir=args.out,
+        horizon_months=args.horizon_months,
+        monthly_discount_rate=args.discount_rate,
+        gross_margin=args.margin,
+        penalizer=args.penalizer,
+    )
+    return 0
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the event collector (FastAPI)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--db",
+        default="sqlite:///data/raw/insightos.sqlite",
+        help="SQLAlchemy URL (default sqlite:///data/raw/insightos.sqlite)",
+    )
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from insightos_utils.collector import serve
+
+    serve(host=args.host, port=args.port, db_url=args.db)
+    return 0
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="insightos",
+        description="InsightOS: lead scoring and lifetime value from a SaaS company's raw data.",
+    )
+    parser.add_argument("--version", action="version", version=f"insightos {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _synth_parser,
+        _ingest_parser,
+        _run_parser,
+        _score_parser,
+        _ltv_parser,
+        _serve_parser,
+    ):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as error:
+        print(f"insightos {args.command}: {error}", file=sys.stderr)
+        return 2
+    except InsightOSError as error:
+        print(f"insightos {args.command}: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print(f"insightos {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # an unexpected failure: show where, exit 1
+        traceback.print_exc()
+        print(f"insightos {args.command}: failed (see the traceback above)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
