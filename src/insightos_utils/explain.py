@@ -1,0 +1,280 @@
+"""Why a lead scored as it did: per-lead feature contributions turned into readable reasons.
+
+Contributions are on the log-odds scale and add up, with a base value, to the model's margin:
+
+- logistic regression: coefficient x (transformed value - its training mean), i.e. coefficient x
+  standardized value for numeric features and coefficient x (indicator - category share) for each
+  one-hot category; the columns one feature produced are summed back into that feature;
+- XGBoost: the booster's own per-row contributions (``pred_contribs=True``, TreeSHAP), mapped back
+  to the original features through the pipeline's transformed columns.
+
+Reasons are phrased from the feature names alone (``events_<name>`` becomes "<name> 3 times in the
+first 14 days"), so a company with other event names gets sensible words without code changes.
+Everything is vectorised: phrases are built once per distinct (feature, value, direction).
+"""
+
+from __future__ import annotations
+
+from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgboost load)
+
+# isort: split
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+EVENT_PREFIX = "events_"
+RAISES = "raises"
+LOWERS = "lowers"
+# Acquisition columns of the processed users table (docs/ARCHITECTURE.md), phrased as origins.
+ORIGIN_PHRASES = {
+    "campaign": "came from campaign {value}",
+    "source": "came from source {value}",
+    "medium": "came via medium {value}",
+}
+NO_ORIGIN = {"(none)", "(missing)", ""}
+_ZERO = 1e-12
+
+
+@dataclass(frozen=True)
+class TransformedColumn:
+    """One column the pipeline's preparation step outputs, and the feature it came from."""
+
+    feature: str
+    kind: str  # "value" (scaled number), "missing" (missing-value indicator), "category"
+    category: str | None = None
+
+
+@dataclass
+class LeadExplanations:
+    """Per-lead contributions (log-odds) per original feature, the top reasons and their text."""
+
+    contributions: pd.DataFrame
+    base_value: np.ndarray
+    top_features: pd.DataFrame  # reason_1..N: feature names ("" when fewer reasons)
+    top_contributions: pd.DataFrame  # reason_1..N: signed contribution
+    text: pd.Series
+
+
+def transformed_columns(pipeline: Pipeline) -> list[TransformedColumn]:
+    """The source feature of every column the fitted ``prepare`` step produces, in order."""
+    prepare = pipeline.named_steps["prepare"]
+    columns: list[TransformedColumn] = []
+    for name, steps, source in prepare.transformers_:
+        if name == "remainder" or steps == "drop" or len(source) == 0:
+            continue
+        source = list(source)
+        if name == "num":
+            columns += [TransformedColumn(feature, "value") for feature in source]
+            indicator = steps.named_steps["impute"].indicator_
+            if indicator is not None:
+                columns += [TransformedColumn(source[i], "missing") for i in indicator.features_]
+        elif name == "cat":
+            encoder = steps.named_steps["onehot"]
+            for feature, categories in zip(source, encoder.categories_, strict=True):
+                columns += [TransformedColumn(feature, "category", str(c)) for c in categories]
+        else:
+            raise ValueError(f"unexpected transformer {name!r} in the pipeline")
+    return columns
+
+
+def _feature_matrix(columns: list[TransformedColumn], features: list[str]) -> np.ndarray:
+    """A 0/1 matrix (transformed columns x features) that sums columns back into features."""
+    position = {feature: j for j, feature in enumerate(features)}
+    matrix = np.zeros((len(columns), len(features)), dtype=np.float64)
+    for i, column in enumerate(columns):
+        matrix[i, position[column.feature]] = 1.0
+    return matrix
+
+
+def feature_contributions(
+    pipeline: Pipeline,
+    frame: pd.DataFrame,
+    features: list[str],
+    reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(contributions: rows x ``features``, base value per row), both in log-odds.
+
+    ``reference`` is the mean transformed training row (logistic regression only); the
+    contributions plus the base value equal the model's margin (decision function).
+    """
+    prepared = np.asarray(pipeline[:-1].transform(frame[features]), dtype=np.float64)
+    columns = transformed_columns(pipeline)
+    if len(columns) != prepared.shape[1]:
+        raise ValueError(
+            f"pipeline produced {prepared.shape[1]} columns but {len(columns)} were mapped"
+        )
+    model = pipeline[-1]
+    if isinstance(model, LogisticRegression):
+        coef = model.coef_[0]
+        if reference is None:
+            reference = np.zeros(prepared.shape[1])
+        per_column = (prepared - reference) * coef
+        base = np.full(len(frame), float(model.intercept_[0] + reference @ coef))
+    else:
+        per_column, base = _tree_contributions(model, prepared)
+    return per_column @ _feature_matrix(columns, features), base
+
+
+def _tree_contributions(model: object, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """XGBoost's per-row contributions; identical rows are explained once."""
+    import xgboost
+
+    booster = model.get_booster()  # type: ignore[attr-defined]
+    unique_rows, inverse = _deduplicate_rows(prepared)
+    contribs = booster.predict(
+        xgboost.DMatrix(unique_rows, nthread=getattr(model, "n_jobs", None) or -1),
+        pred_contribs=True,
+    )
+    contribs = contribs[inverse]
+    return contribs[:, :-1].astype(np.float64), contribs[:, -1].astype(np.float64)
+
+
+def _deduplicate_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``matrix`` and, per row, the index of its distinct row."""
+    if len(matrix) < 2:
+        return matrix, np.arange(len(matrix))
+    hashes = pd.util.hash_pandas_object(pd.DataFrame(matrix), index=False).to_numpy()
+    codes, unique_hashes = pd.factorize(hashes)
+    first = np.full(len(unique_hashes), -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    unique_rows = matrix[first]
+    same = np.array_equal(unique_rows[codes], matrix, equal_nan=True)
+    if not same:  # a 64-bit hash collision: explain every row
+        return matrix, np.arange(len(matrix))
+    return unique_rows, codes
+
+
+# --- words ---------------------------------------------------------------------------------------
+
+
+def humanise(name: str) -> str:
+    """Feature or event name in plain words: ``project_created`` → ``project created``."""
+    words = re.sub(r"[_\-.:/]+", " ", name)
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", words)
+    return re.sub(r"\s+", " ", words).strip().lower()
+
+
+def _format_number(value: float) -> str:
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    if abs(value) >= 10:
+        return f"{value:,.0f}"
+    return f"{value:.1f}"
+
+
+def describe_value(feature: str, value: object, window_days: int, categorical: bool) -> str:
+    """One feature's value as a phrase a salesperson can read."""
+    if categorical:
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        if feature in ORIGIN_PHRASES:
+            if text in NO_ORIGIN:
+                return f"no {feature} recorded"
+            return ORIGIN_PHRASES[feature].format(value=text)
+        return f"{humanise(feature)} is {text or 'unknown'}"
+    number = float(value) if value is not None else float("nan")
+    if feature.startswith(EVENT_PREFIX):
+        event = humanise(feature[len(EVENT_PREFIX) :])
+        window = f"in the first {window_days} days"
+        if np.isnan(number) or number == 0:
+            return f"no {event} {window}"
+        if number == 1:
+            return f"{event} once {window}"
+        return f"{event} {_format_number(number)} times {window}"
+    if np.isnan(number):
+        return f"{humanise(feature)}: not yet"
+    return f"{humanise(feature)}: {_format_number(number)}"
+
+
+def _phrases_for(
+    feature: str,
+    values: pd.Series,
+    signs: np.ndarray,
+    window_days: int,
+    categorical: bool,
+) -> np.ndarray:
+    """Phrases with direction for one feature, built once per distinct (value, direction)."""
+    if categorical:
+        codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=False)
+        labels = [describe_value(feature, v, window_days, True) for v in uniques]
+    else:
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        rounded = np.where(np.abs(numbers) >= 10, np.round(numbers), np.round(numbers, 1))
+        uniques, codes = np.unique(rounded, return_inverse=True)
+        labels = [describe_value(feature, v, window_days, False) for v in uniques]
+    table = np.array(
+        [[f"{label} ({LOWERS})", f"{label} ({RAISES})"] for label in labels], dtype=object
+    )
+    return table[np.asarray(codes).ravel(), (signs > 0).astype(int)]
+
+
+def explain_leads(
+    pipeline: Pipeline,
+    frame: pd.DataFrame,
+    features: list[str],
+    *,
+    window_days: int,
+    top_n: int = 3,
+    reference: np.ndarray | None = None,
+) -> LeadExplanations:
+    """The ``top_n`` features that moved each lead's score most, with readable text."""
+    contributions, base = feature_contributions(pipeline, frame, features, reference)
+    n_rows, n_features = contributions.shape
+    top_n = max(0, min(top_n, n_features))
+    magnitude = np.abs(contributions)
+    if top_n and top_n < n_features:
+        candidates = np.argpartition(-magnitude, top_n - 1, axis=1)[:, :top_n]
+    else:
+        candidates = np.tile(np.arange(n_features), (n_rows, 1))[:, :top_n]
+    order = np.argsort(-np.take_along_axis(magnitude, candidates, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(candidates, order, axis=1)
+    top_values = np.take_along_axis(contributions, top, axis=1)
+    numeric = {f for f in features if pd.api.types.is_numeric_dtype(frame[f])}
+    reasons = np.full((n_rows, top_n), "", dtype=object)
+    for rank in range(top_n):
+        for j, feature in enumerate(features):
+            rows = np.flatnonzero((top[:, rank] == j) & (np.abs(top_values[:, rank]) > _ZERO))
+            if len(rows) == 0:
+                continue
+            reasons[rows, rank] = _phrases_for(
+                feature,
+                frame[feature].iloc[rows],
+                top_values[rows, rank],
+                window_days,
+                categorical=feature not in numeric,
+            )
+    text = reasons[:, 0] if top_n else np.full(n_rows, "", dtype=object)
+    for rank in range(1, top_n):
+        nonempty = reasons[:, rank] != ""
+        text = np.where(nonempty, text + "; " + reasons[:, rank], text)
+    names = np.asarray(features, dtype=object)[top] if top_n else np.empty((n_rows, 0), object)
+    names = np.where(np.abs(top_values) > _ZERO, names, "")
+    columns = [f"reason_{k + 1}" for k in range(top_n)]
+    return LeadExplanations(
+        contributions=pd.DataFrame(contributions, index=frame.index, columns=features),
+        base_value=base,
+        top_features=pd.DataFrame(names, index=frame.index, columns=columns),
+        top_contributions=pd.DataFrame(top_values, index=frame.index, columns=columns),
+        text=pd.Series(text, index=frame.index, name="top_reasons", dtype=object),
+    )
+
+
+def reason_frequency(explanations: LeadExplanations) -> pd.DataFrame:
+    """How often each feature appears among the leads' top reasons, raising or lowering."""
+    names = explanations.top_features.to_numpy().ravel()
+    values = explanations.top_contributions.to_numpy().ravel()
+    keep = names != ""
+    table = pd.DataFrame(
+        {"feature": names[keep], "direction": np.where(values[keep] > 0, RAISES, LOWERS)}
+    )
+    counts = table.groupby(["feature", "direction"]).size().unstack(fill_value=0)
+    for direction in (RAISES, LOWERS):
+        if direction not in counts.columns:
+            counts[direction] = 0
+    counts = counts[[RAISES, LOWERS]]
+    counts["total"] = counts.sum(axis=1)
+    return counts.sort_values("total", ascending=False).reset_index()
