@@ -139,11 +139,11 @@ PROJECTS = Profile(
     name="projects",
     converted_share=0.101,
     campaigns=(
-        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 2.3, 36.0, 31.0),
-        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 19.0, 47.0),
-        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 22.0, 42.0),
-        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 20.0, 24.0),
-        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 19.0, 29.0),
+        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 3.1, 37.0, 31.0),
+        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 17.5, 44.0),
+        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 20.0, 40.0),
+        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 18.5, 22.0),
+        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 17.5, 27.0),
     ),
     organic_share=0.37,
     organic_marketing=(
@@ -198,14 +198,14 @@ PROJECTS = Profile(
     invoice_properties=_props("currency", "USD"),
     seat_properties=(json.dumps({"seats": 1}), json.dumps({"seats": 2})),
     billing_properties=_props("field", "card", "address", "tax_id"),
-    organic_order_value=20.0,
+    organic_order_value=18.5,
 )
 
 CRM = Profile(
     name="crm",
     converted_share=0.11,
     campaigns=(
-        Campaign("google_crm_vendas", "google", "cpc", 0.15, 1.75, 2.3, 38.0, 36.0),
+        Campaign("google_crm_vendas", "google", "cpc", 0.15, 1.75, 3.0, 40.0, 36.0),
         Campaign("meta_leads_pme", "meta", "paid_social", 0.21, -0.25, 1.0, 21.0, 52.0),
         Campaign("linkedin_revops", "linkedin", "paid_social", 0.12, 0.15, 1.0, 24.0, 45.0),
         Campaign("podcast_vendas_b2b", "podcast", "audio", 0.07, 0.0, 1.0, 22.0, 30.0),
@@ -272,21 +272,14 @@ def _profile(profile: str) -> Profile:
     return PROFILES[profile]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _calibrate_intercept(shift: np.ndarray, eligible: np.ndarray, target: float) -> float:
-    """Intercept a with mean(sigmoid(a + shift) * eligible) == target (Newton steps)."""
-    a = float(np.log(target / (1 - target)))
-    for _ in range(30):
-        p = _sigmoid(a + shift)
-        gap = float(np.mean(p * eligible)) - target
-        slope = float(np.mean(p * (1 - p) * eligible))
-        if abs(gap) < 1e-9 or slope <= 0:
-            break
-        a -= gap / slope
-    return a
+def _weighted_pick(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
+    """A mask of k rows drawn without replacement with probability growing with ``weights``
+    (Efraimidis-Spirakis keys): the converted share comes out exactly as published."""
+    keys = np.log(rng.random(weights.size)) / np.maximum(weights, 1e-300)
+    chosen = np.zeros(weights.size, dtype=bool)
+    if k > 0:
+        chosen[np.argpartition(-keys, k - 1)[:k]] = True
+    return chosen
 
 
 def _conversion_delays(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -343,13 +336,13 @@ def _draw_users(rng: np.random.Generator, spec: Profile, n_users: int, as_of_s: 
     intent = rng.standard_normal(n_users)
     activity = ACTIVITY_SD * rng.standard_normal(n_users)
     delay_days = _conversion_delays(rng, n_users)
-    eligible = (delay_days < age_days).astype(float)  # would have converted before as_of
+    eligible = delay_days < age_days  # would have converted before as_of
     shifts = np.array(
         [c.conversion_logit for c in spec.campaigns] + [spec.organic_conversion_logit]
     )
-    logit_shift = shifts[campaign] + INTENT_SLOPE * intent
-    intercept = _calibrate_intercept(logit_shift, eligible, spec.converted_share)
-    converted = (rng.random(n_users) < _sigmoid(intercept + logit_shift)) & (eligible > 0)
+    weights = np.where(eligible, np.exp(shifts[campaign] + INTENT_SLOPE * intent), 0.0)
+    k = min(int(round(spec.converted_share * n_users)), int(eligible.sum()))
+    converted = _weighted_pick(rng, weights, k)
     converted_at = np.where(converted, created + (delay_days * DAY).astype(np.int64), -1)
     return _Users(created, campaign, marketing_code, intent, activity, converted, converted_at)
 
