@@ -85,3 +85,57 @@ def chromium_paths() -> tuple[str, str]:
     if not browser or not driver:
         pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
     return browser, driver
+
+
+# --- lead scoring: a hand-built feature table (modeling / explain / scoring tests) -------------
+
+
+@pytest.fixture(scope="session")
+def toy_feature_table() -> Any:
+    """A small feature table shaped like ``features.build_feature_table``'s, with a known signal.
+
+    4,000 users over a year: ``events_project_created`` and campaign ``google_a`` raise the
+    conversion odds, ``events_page_view`` is noise, ``hours_to_first_event`` is partly missing;
+    15 % of users are still open leads (no known outcome). No synth or ingest needed.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    n = 4_000
+    days = np.sort(rng.uniform(0, 365, n))
+    intent = rng.normal(size=n)
+    campaign = rng.choice(["google_a", "meta_b", "(none)"], n, p=[0.3, 0.3, 0.4])
+    logit = -2.4 + 1.3 * intent + np.where(campaign == "google_a", 0.9, 0.0)
+    converted = rng.random(n) < 1 / (1 + np.exp(-logit))
+    is_open = rng.random(n) < 0.15
+    status = np.where(is_open, "lead", np.where(converted, "converted", "lost"))
+    table = pd.DataFrame(
+        {
+            "events_project_created": rng.poisson(np.exp(0.3 + 0.7 * intent)),
+            "events_page_view": rng.poisson(2.0, n),
+            "hours_to_first_event": np.where(rng.random(n) < 0.3, np.nan, rng.exponential(20, n)),
+            "campaign": pd.array(campaign, dtype="str"),
+            "created_at": pd.Timestamp("2025-01-01") + pd.to_timedelta(days, unit="D"),
+            "status_at_as_of": pd.array(status, dtype="str"),
+            "label_known": ~is_open,
+            "target_converted": pd.array(
+                np.where(is_open, None, converted.astype(int)), dtype="Int8"
+            ),
+            "window_complete": days < 351,
+        },
+        index=pd.Index([f"u{i:05d}" for i in range(n)], name="user_id"),
+    )
+    return table
+
+
+TOY_FEATURES = ["events_project_created", "events_page_view", "hours_to_first_event", "campaign"]
+
+
+@pytest.fixture(scope="session")
+def toy_training(toy_feature_table: Any) -> Any:
+    """Both lead models trained on ``toy_feature_table`` (a ``modeling.TrainingResult``)."""
+    from insightos_utils import modeling
+
+    rows = toy_feature_table[toy_feature_table["label_known"]]
+    return modeling.train_lead_models(rows, {name: TOY_FEATURES for name in modeling.MODEL_NAMES})

@@ -211,10 +211,11 @@ def score_command(
 ) -> pd.DataFrame:
     """``insightos score``: ingest the raw source, rebuild features with the bundle's spec at
     as-of, score the open leads, write the CSV (and upsert into ``--db``)."""
+    bundle = load_bundle(model_path)  # first: a wrong --model fails before any work
+
     from insightos_utils import features
     from insightos_utils.ingest import ingest, read_processed
 
-    bundle = load_bundle(model_path)
     with tempfile.TemporaryDirectory(prefix="insightos-score-") as processed_dir:
         ingest(processed_dir, raw_dir=raw_dir, source_url=source_url)
         processed = read_processed(processed_dir)

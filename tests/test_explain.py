@@ -1,0 +1,144 @@
+"""Explanations: contributions add up to the margin, signs and order are right, words are generic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost
+
+from insightos_utils import explain, modeling
+
+
+def tiny_logistic() -> tuple:
+    """A hand-built logistic model on two features with known signs: more invites raise the
+    odds, more help views lower them, and campaign 'paid' raises them."""
+    rng = np.random.default_rng(1)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "events_teammate_invited": rng.poisson(2, n),
+            "events_help_viewed": rng.poisson(2, n),
+            "campaign": pd.Series(rng.choice(["paid", "organic"], n), dtype="str"),
+        }
+    )
+    logit = (
+        1.2 * (frame["events_teammate_invited"] - 2)
+        - 0.8 * (frame["events_help_viewed"] - 2)
+        + np.where(frame["campaign"] == "paid", 1.0, -1.0)
+    )
+    target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    features = list(frame.columns)
+    pipeline = modeling.build_pipeline(
+        "v1_logreg", ["events_teammate_invited", "events_help_viewed"], ["campaign"]
+    )
+    pipeline.set_params(model__C=100.0)
+    pipeline.fit(frame, target)
+    reference = pipeline[:-1].transform(frame).mean(axis=0)
+    return pipeline, frame, features, reference
+
+
+def test_logistic_contributions_are_coefficient_times_standardized_value() -> None:
+    pipeline, frame, features, reference = tiny_logistic()
+    contributions, base = explain.feature_contributions(pipeline, frame, features, reference)
+    scaler = pipeline.named_steps["prepare"].named_transformers_["num"].named_steps["scale"]
+    coef = pipeline[-1].coef_[0]
+    standardized = (frame["events_teammate_invited"] - scaler.mean_[0]) / scaler.scale_[0]
+    assert np.allclose(contributions[:, 0], coef[0] * standardized)
+    assert coef[0] > 0 > coef[1]  # the model learned the built-in signs
+    # contributions plus the base value are the model's own margin
+    assert np.allclose(contributions.sum(axis=1) + base, pipeline.decision_function(frame))
+
+
+def test_reasons_have_the_right_sign_and_order() -> None:
+    pipeline, frame, features, reference = tiny_logistic()
+    lead = pd.DataFrame(
+        {
+            "events_teammate_invited": [9],  # far above average: strongly raises
+            "events_help_viewed": [3],  # a little above average: lowers a little
+            "campaign": ["paid"],
+        },
+        index=pd.Index(["u1"], name="user_id"),
+    )
+    explained = explain.explain_leads(
+        pipeline, lead, features, window_days=14, top_n=3, reference=reference
+    )
+    top = explained.top_features.iloc[0].tolist()
+    values = explained.top_contributions.iloc[0].to_numpy()
+    assert top[0] == "events_teammate_invited"
+    assert list(np.abs(values)) == sorted(np.abs(values), reverse=True)
+    signs = dict(zip(top, np.sign(values), strict=True))
+    assert signs["events_teammate_invited"] > 0
+    assert signs["events_help_viewed"] < 0
+    assert signs["campaign"] > 0
+    text = explained.text.iloc[0]
+    assert text.startswith("teammate invited 9 times in the first 14 days (raises)")
+    assert "help viewed 3 times in the first 14 days (lowers)" in text
+    assert "came from campaign paid (raises)" in text
+    assert text.count(";") == 2
+
+
+def test_xgboost_contributions_sum_to_the_margin(toy_training: modeling.TrainingResult) -> None:
+    fitted = toy_training.models["v2_xgboost"]
+    holdout = toy_training.split.holdout
+    contributions, base = explain.feature_contributions(fitted.pipeline, holdout, fitted.features)
+    prepared = fitted.pipeline[:-1].transform(holdout[fitted.features])
+    margin = (
+        fitted.pipeline[-1].get_booster().predict(xgboost.DMatrix(prepared), output_margin=True)
+    )
+    assert contributions.shape == (len(holdout), len(fitted.features))
+    assert np.allclose(contributions.sum(axis=1) + base, margin, atol=1e-4)
+
+
+def test_identical_rows_are_explained_once_with_the_same_answer() -> None:
+    rng = np.random.default_rng(2)
+    matrix = rng.integers(0, 3, size=(500, 4)).astype(float)
+    matrix[::7, 1] = np.nan
+    unique_rows, inverse = explain._deduplicate_rows(matrix)
+    assert len(unique_rows) < len(matrix)
+    assert np.array_equal(unique_rows[inverse], matrix, equal_nan=True)
+
+
+def test_one_hot_columns_map_back_to_their_feature(toy_training: modeling.TrainingResult) -> None:
+    pipeline = toy_training.models["v1_logreg"].pipeline
+    columns = explain.transformed_columns(pipeline)
+    categories = {c.category for c in columns if c.feature == "campaign"}
+    assert categories == {"google_a", "meta_b", "(none)"}
+    assert any(c.kind == "missing" and c.feature == "hours_to_first_event" for c in columns)
+    assert len(columns) == pipeline[:-1].transform(toy_training.split.holdout).shape[1]
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "categorical", "expected"),
+    [
+        ("events_project_created", 0, False, "no project created in the first 14 days"),
+        ("events_project_created", 1, False, "project created once in the first 14 days"),
+        ("events_deal-stage.changed", 3, False, "deal stage changed 3 times in the first 14 days"),
+        ("events_DealWon", 2, False, "deal won 2 times in the first 14 days"),
+        ("campaign", "google_gestao_agil", True, "came from campaign google_gestao_agil"),
+        ("campaign", "(none)", True, "no campaign recorded"),
+        ("medium", "cpc", True, "came via medium cpc"),
+        ("plan_tier", "gold", True, "plan tier is gold"),
+        ("hours_to_first_event", float("nan"), False, "hours to first event: not yet"),
+        ("days_active", 4.0, False, "days active: 4"),
+        ("hours_to_first_event", 2.25, False, "hours to first event: 2.2"),
+    ],
+)
+def test_reasons_read_like_words(feature, value, categorical, expected) -> None:
+    assert explain.describe_value(feature, value, 14, categorical) == expected
+
+
+def test_reason_frequency_counts_directions(toy_training: modeling.TrainingResult) -> None:
+    fitted = toy_training.models["v1_logreg"]
+    explained = explain.explain_leads(
+        fitted.pipeline,
+        toy_training.split.holdout,
+        fitted.features,
+        window_days=14,
+        top_n=2,
+        reference=toy_training.explain_reference["v1_logreg"],
+    )
+    frequency = explain.reason_frequency(explained)
+    assert frequency["total"].sum() == (explained.top_features != "").to_numpy().sum()
+    assert (frequency["total"] == frequency["raises"] + frequency["lowers"]).all()
+    assert frequency["total"].is_monotonic_decreasing

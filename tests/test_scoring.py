@@ -1,0 +1,199 @@
+"""Scoring: contract columns, ranks and grades, atomic CSV, database upsert, charts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from insightos_utils import explain, modeling, scoring
+from insightos_utils.cli import main
+from insightos_utils.plots import scoring as scoring_plots
+
+CONTRACT_COLUMNS = [
+    "user_id",
+    "score",
+    "grade",
+    "rank",
+    "top_reasons",
+    "model_version",
+    "scored_at",
+]
+
+
+@pytest.fixture(scope="module")
+def toy_bundle(toy_training: modeling.TrainingResult) -> modeling.ModelBundle:
+    return modeling.make_bundle(
+        toy_training,
+        toy_training.champion,
+        champion=True,
+        feature_spec={"window_days": 14},
+        decisions={},
+        data_hash="feedbeef" * 8,
+        as_of=pd.Timestamp("2026-01-01"),
+        window_days=14,
+        top_reasons=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def scored(toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame) -> pd.DataFrame:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    return scoring.score_leads(toy_bundle, leads, scored_at="2026-01-01T12:00:00Z")
+
+
+def test_scored_leads_follow_the_contract(
+    scored: pd.DataFrame, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert len(scored) == len(leads)
+    assert set(scored["user_id"]) == set(leads.index)
+    assert scored["score"].between(0, 1).all()
+    assert set(scored["grade"]) <= {"A", "B", "C", "D"}
+    assert (scored["model_version"] == "v1_logreg@feedbeef").all() or (
+        scored["model_version"] == "v2_xgboost@feedbeef"
+    ).all()
+    assert (scored["scored_at"] == "2026-01-01T12:00:00Z").all()
+    assert scored["top_reasons"].str.contains(r"\((?:raises|lowers)\)").all()
+    complete = leads["window_complete"].reindex(scored["user_id"]).to_numpy()
+    assert (scored["window_complete"].to_numpy() == complete).all()
+
+
+def test_rank_one_is_the_highest_score_and_grades_are_monotone(scored: pd.DataFrame) -> None:
+    assert sorted(scored["rank"]) == list(range(1, len(scored) + 1))
+    best = scored.loc[scored["rank"] == 1, "score"].item()
+    assert best == scored["score"].max()
+    by_rank = scored.sort_values("rank")
+    assert by_rank["score"].is_monotonic_decreasing
+    assert list(by_rank["grade"]) == sorted(by_rank["grade"])  # A before B before C before D
+
+
+def test_scores_are_the_bundle_probabilities(
+    scored: pd.DataFrame, toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table.loc[scored["user_id"]]
+    assert np.allclose(scored["score"], toy_bundle.predict(leads), atol=1e-6)
+
+
+def test_missing_feature_column_is_a_clear_error(
+    toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table.drop(columns=["events_page_view"])
+    with pytest.raises(scoring.InsightOSError, match="events_page_view"):
+        scoring.score_leads(toy_bundle, leads)
+
+
+def test_write_is_atomic_and_keeps_the_old_file_on_failure(
+    scored: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "scored_leads.csv"
+    scoring.write_scored_leads(scored, path)
+    written = pd.read_csv(path)
+    assert list(written.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert len(written) == len(scored)
+    with pytest.raises(ValueError, match="contract columns"):
+        scoring.write_scored_leads(scored.drop(columns=["grade"]), path)
+    assert len(pd.read_csv(path)) == len(scored)
+    assert [p.name for p in tmp_path.iterdir()] == ["scored_leads.csv"]
+
+
+def _count(db_url: str) -> tuple[int, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT COUNT(*) FROM scored_leads")).scalar_one()
+        keys = connection.execute(
+            text("SELECT COUNT(*) FROM (SELECT DISTINCT user_id, scored_at FROM scored_leads) k")
+        ).scalar_one()
+    engine.dispose()
+    return rows, keys
+
+
+def _upsert_twice(scored: pd.DataFrame, db_url: str) -> None:
+    scoring.upsert_scored_leads(scored, db_url)
+    changed = scored.copy()
+    changed["score"] = 0.5
+    scoring.upsert_scored_leads(changed, db_url)
+    rows, keys = _count(db_url)
+    assert rows == keys == len(scored)  # the second write updated, it did not duplicate
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        scores = connection.execute(text("SELECT DISTINCT score FROM scored_leads")).scalars()
+        assert list(scores) == [0.5]
+    engine.dispose()
+    later = scored.assign(scored_at="2026-01-02T12:00:00Z")  # a new run adds its own rows
+    scoring.upsert_scored_leads(later, db_url)
+    assert _count(db_url) == (2 * len(scored), 2 * len(scored))
+
+
+def test_upsert_into_sqlite_twice_gives_no_duplicates(scored: pd.DataFrame, tmp_path: Path) -> None:
+    _upsert_twice(scored, f"sqlite:///{tmp_path / 'crm.sqlite'}")
+
+
+@pytest.mark.postgres
+def test_upsert_into_postgresql_twice_gives_no_duplicates(
+    scored: pd.DataFrame, postgres_url: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS scored_leads"))
+    engine.dispose()
+    _upsert_twice(scored, postgres_url)
+
+
+def test_score_command_refuses_a_missing_model(tmp_path: Path, capsys) -> None:
+    status = main(
+        ["score", "--raw", str(tmp_path), "--model", str(tmp_path / "nope.joblib"), "--out", "x"]
+    )
+    assert status == 1
+    assert "model file not found" in capsys.readouterr().err
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+
+def test_every_chart_is_a_titled_figure(
+    toy_training: modeling.TrainingResult, toy_bundle: modeling.ModelBundle, toy_feature_table
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    explained = explain.explain_leads(
+        toy_bundle.pipeline,
+        leads,
+        toy_bundle.features,
+        window_days=14,
+        reference=toy_bundle.explain_reference,
+    )
+    by_grade = pd.DataFrame(
+        {"grade": list("ABCD"), "leads": [10, 20, 30, 0], "converted": [5, 4, 3, 0]}
+    ).assign(conversion_rate=[0.5, 0.2, 0.1, np.nan])
+    backtest = modeling.BacktestResult(
+        trained_as_of=pd.Timestamp("2026-01-01"),
+        outcome_as_of=pd.Timestamp("2026-03-01"),
+        champion="v1_logreg",
+        holdout_roc_auc=0.8,
+        leads=pd.DataFrame(),
+        by_grade=by_grade,
+        top_decile_rate=0.5,
+        rest_rate=0.1,
+    )
+    figures = [
+        scoring_plots.roc_pr_curves(toy_training),
+        scoring_plots.gains_chart(toy_training),
+        scoring_plots.calibration_chart(toy_training),
+        scoring_plots.backtest_chart(backtest),
+        scoring_plots.reasons_chart(explain.reason_frequency(explained), len(leads)),
+    ]
+    for figure in figures:
+        assert isinstance(figure, Figure)
+        assert figure.get_suptitle()
+    assert "champion" in figures[0].get_suptitle()
+    assert "50.0%" in figures[3].get_suptitle()
