@@ -28,6 +28,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 EVENT_PREFIX = "events_"
+KEY_EVENT_PREFIX = "hours_to_first_"  # features.KEY_EVENT_PREFIX
+OTHER_EVENTS = "events_other"  # features.OTHER_COLUMN
+# Behavioural columns of the feature table (features.BEHAVIOURAL_COLUMNS), phrased in words.
+BEHAVIOUR_PHRASES = {
+    "days_active": "active on {value} of the first {window} days",
+    "distinct_event_types": "{value} different kinds of activity in the first {window} days",
+}
 RAISES = "raises"
 LOWERS = "lowers"
 # Acquisition columns of the processed users table (docs/ARCHITECTURE.md), phrased as origins.
@@ -159,6 +166,15 @@ def humanise(name: str) -> str:
     return re.sub(r"\s+", " ", words).strip().lower()
 
 
+def feature_label(feature: str) -> str:
+    """A short chart label for a feature: ``events_task_created`` → ``task created (count)``."""
+    if feature == OTHER_EVENTS:
+        return "other events (count)"
+    if feature.startswith(EVENT_PREFIX):
+        return f"{humanise(feature[len(EVENT_PREFIX) :])} (count)"
+    return humanise(feature)
+
+
 def _format_number(value: float) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
@@ -177,14 +193,27 @@ def describe_value(feature: str, value: object, window_days: int, categorical: b
             return ORIGIN_PHRASES[feature].format(value=text)
         return f"{humanise(feature)} is {text or 'unknown'}"
     number = float(value) if value is not None else float("nan")
+    window = f"in the first {window_days} days"
     if feature.startswith(EVENT_PREFIX):
-        event = humanise(feature[len(EVENT_PREFIX) :])
-        window = f"in the first {window_days} days"
+        event = (
+            "other events" if feature == OTHER_EVENTS else humanise(feature[len(EVENT_PREFIX) :])
+        )
         if np.isnan(number) or number == 0:
             return f"no {event} {window}"
         if number == 1:
             return f"{event} once {window}"
         return f"{event} {_format_number(number)} times {window}"
+    if feature.startswith(KEY_EVENT_PREFIX):
+        event = humanise(feature[len(KEY_EVENT_PREFIX) :])
+        if np.isnan(number) or number >= window_days * 24:
+            return f"no {event} {window}"
+        if number < 1:
+            return f"first {event} within an hour of signup"
+        if number < 48:
+            return f"first {event} {_format_number(round(number))} hours after signup"
+        return f"first {event} {_format_number(round(number / 24))} days after signup"
+    if feature in BEHAVIOUR_PHRASES and not np.isnan(number):
+        return BEHAVIOUR_PHRASES[feature].format(value=_format_number(number), window=window_days)
     if np.isnan(number):
         return f"{humanise(feature)}: not yet"
     return f"{humanise(feature)}: {_format_number(number)}"

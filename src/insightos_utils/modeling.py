@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.model_selection import GridSearchCV, KFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from xgboost import XGBClassifier
 
 from insightos_utils.errors import InputError, InsightOSError
@@ -91,8 +91,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -864,10 +867,12 @@ def model_card(
     trained_at: str | None = None,
     backtest: BacktestResult | None = None,
     model_version: str | None = None,
+    scored: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The contract's ``model_card.json`` (section 3) plus everything a reviewer needs."""
     champion_auc = result.metrics[result.champion]["holdout_roc_auc"]
-    leaky = list(decisions.get("leaky_features", []) or [])
+    leaky = dict(decisions.get("leaky_features", {}) or {})
+    dropped_for_linear = dict(decisions.get("dropped_for_linear", {}) or {})
     return {
         "champion": result.champion,
         "model_version": model_version or f"{result.champion}@{data_hash[:8]}",
@@ -876,9 +881,15 @@ def model_card(
                 **result.metrics[name],
                 "features": result.models[name].features,
                 "family": MODEL_FAMILY[name],
+                "dropped_features": {
+                    **{f: f"leakage audit: {why}" for f, why in leaky.items()},
+                    **(dropped_for_linear if MODEL_FAMILY[name] == "linear" else {}),
+                },
                 "tuning": {
                     "method": f"time-ordered cross-validation (TimeSeriesSplit, {CV_SPLITS} "
-                    "splits) on the training part, rows sorted by created_at, ROC AUC",
+                    f"splits) on the latest {TUNING_ROWS:,} rows of the training part at most, "
+                    "rows sorted by created_at, scored by ROC AUC; best setting refit on the "
+                    "whole training part",
                     "grid": LOGREG_GRID if name == LOGREG else XGBOOST_GRID,
                     "results": result.models[name].cv_results,
                 },
@@ -901,7 +912,7 @@ def model_card(
             "champion_holdout_roc_auc": champion_auc,
             "suspect_holdout_auc": result.suspect_holdout_auc,
             "leaky_features_removed": leaky,
-            "excluded_events": list(decisions.get("excluded_events", []) or []),
+            "excluded_post_conversion_events": dict(decisions.get("excluded_events", {}) or {}),
             "result": "suspected leakage" if result.leakage_suspected else "no leakage signal",
         },
         "grades": {"rule": GRADE_RULE, "cutoffs": result.cutoffs["champion"]},
@@ -917,7 +928,28 @@ def model_card(
         "random_seed": result.random_seed,
         "library_versions": library_versions(),
         "backtest": backtest.to_dict() if backtest is not None else None,
+        "scored_leads": _scored_summary(scored) if scored is not None else None,
     }
+
+
+def _scored_summary(scored: pd.DataFrame) -> dict[str, Any]:
+    grades = scored["grade"].value_counts().reindex([g for g, _ in GRADE_SHARES], fill_value=0)
+    return {
+        "open_leads": len(scored),
+        "by_grade": {g: int(n) for g, n in grades.items()},
+        "scored_at": str(scored["scored_at"].iloc[0]) if len(scored) else None,
+    }
+
+
+def as_plain_dict(value: Any) -> dict[str, Any]:
+    """A spec or decisions object (``to_dict`` or a dataclass) or a mapping as a plain dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if hasattr(value, "to_dict"):
+        return dict(value.to_dict())
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"cannot turn a {type(value).__name__} into a dict")
 
 
 # --- backtest ------------------------------------------------------------------------------------
@@ -1040,3 +1072,147 @@ def backtest(
         top_decile_rate=float(converted_later[top].mean()) if top.any() else float("nan"),
         rest_rate=float(converted_later[~top].mean()) if (~top).any() else float("nan"),
     )
+
+
+# --- notebook helpers ----------------------------------------------------------------------------
+
+
+def metrics_table(result: TrainingResult) -> pd.DataFrame:
+    """Holdout metrics of both models next to a constant baseline (everyone gets the base rate)."""
+    columns = [
+        "holdout_roc_auc",
+        "holdout_pr_auc",
+        "holdout_brier",
+        "top_decile_precision",
+        "top_decile_recall",
+        "top_decile_lift",
+        "base_rate",
+        "cv_roc_auc",
+    ]
+    rows = {name: {c: result.metrics[name][c] for c in columns} for name in MODEL_NAMES}
+    base = result.metrics[LOGREG]["base_rate"]
+    rows["constant baseline"] = {
+        "holdout_roc_auc": 0.5,
+        "holdout_pr_auc": base,
+        "holdout_brier": round(base * (1 - base), 4),
+        "top_decile_precision": base,
+        "top_decile_recall": 0.1,
+        "top_decile_lift": 1.0,
+        "base_rate": base,
+        "cv_roc_auc": None,
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+@dataclass
+class FeatureInputs:
+    """The feature spec, the EDA decisions and the feature table modelling uses."""
+
+    spec: Any  # features.FeatureSpec
+    decisions: Any  # eda.FeatureDecisions
+    feature_table: pd.DataFrame
+    source: str  # where spec and decisions came from
+
+
+def feature_inputs(
+    users: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    run_dir: str | Path | None = None,
+    *,
+    window_days: int = 14,
+    min_event_users: int = 50,
+    corr_threshold: float = 0.9,
+    vif_threshold: float = 10.0,
+    leakage_feature_auc: float = 0.95,
+) -> FeatureInputs:
+    """Reuse ``feature_spec.json`` and ``feature_decisions.json`` that 02_eda wrote into
+    ``run_dir``; when they are absent, decide them here with the same package functions."""
+    from insightos_utils import eda, features
+
+    spec_path = Path(run_dir) / "feature_spec.json" if run_dir else None
+    decisions_path = Path(run_dir) / "feature_decisions.json" if run_dir else None
+    if spec_path and decisions_path and spec_path.exists() and decisions_path.exists():
+        spec = features.FeatureSpec.from_json(spec_path)
+        if spec.window_days != window_days:
+            raise InputError(
+                f"{spec_path}: window_days {spec.window_days} differs from "
+                f"feature_window_days={window_days}; rerun 02_eda with the same parameters"
+            )
+        decisions = eda.FeatureDecisions.from_json(decisions_path)
+        table = features.build_feature_table(users, events, spec, as_of)
+        return FeatureInputs(spec, decisions, table, f"read from {spec_path.parent} (02_eda)")
+    spec = features.fit_feature_spec(users, events, as_of, window_days, min_event_users)
+    table = features.build_feature_table(users, events, spec, as_of)
+    decisions = eda.decide_feature_drops(
+        table, spec, corr_threshold, vif_threshold, leakage_feature_auc
+    )
+    return FeatureInputs(spec, decisions, table, "decided here (no 02_eda outputs in run_dir)")
+
+
+def summary_markdown(card: Mapping[str, Any]) -> str:
+    """The model card in words, numbers inline: what a stakeholder reads in the report."""
+    champion = card["champion"]
+    other = XGBOOST if champion == LOGREG else LOGREG
+    m, o = card["models"][champion], card["models"][other]
+    holdout = card["holdout"]["holdout"]
+    lines = []
+    if card["leakage_suspected"]:
+        lines.append(
+            f"## WARNING: SUSPECTED LEAKAGE\n\n**{card['leakage_warning']}**\n\n"
+            "The numbers below are not a success: they mean a feature probably contains the "
+            "answer. Do not call leads from these scores until the features are audited."
+        )
+    lines.append(
+        f"**Champion: `{champion}`** (`{card['model_version']}`). On the time-based holdout "
+        f"(the latest {holdout['n']:,} signups with a known outcome, "
+        f"{holdout['signups_from'][:10]} to {holdout['signups_to'][:10]}, "
+        f"{holdout['positives']:,} converted, base rate {m['base_rate']:.1%}) it reaches ROC AUC "
+        f"**{m['holdout_roc_auc']:.3f}** and PR AUC {m['holdout_pr_auc']:.3f}; calling the top "
+        f"10% of leads first reaches {m['top_decile_recall']:.0%} of the conversions, "
+        f"{m['top_decile_lift']:.1f}x a random order. `{other}`: ROC AUC "
+        f"{o['holdout_roc_auc']:.3f}, PR AUC {o['holdout_pr_auc']:.3f}. "
+        f"{card['champion_rule']['decision']}."
+    )
+    calibration = card["calibration"]
+    if calibration["applied"]:
+        b, a = calibration["before"], calibration["after"]
+        lines.append(
+            f"Probabilities were calibrated ({calibration['method']}, fitted on the training "
+            f"part): mean predicted {b['mean_predicted']:.1%} became {a['mean_predicted']:.1%} "
+            f"against {a['observed_rate']:.1%} observed; Brier {b['brier']:.3f} to "
+            f"{a['brier']:.3f}; ranking unchanged."
+        )
+    else:
+        lines.append("The champion's probabilities already matched observed rates; no calibration.")
+    backtest = card.get("backtest")
+    if backtest:
+        rates = {row["grade"]: row["conversion_rate"] for row in backtest["by_grade"]}
+        lines.append(
+            f"Backtest: a model trained on data up to {backtest['trained_as_of'][:10]} graded "
+            f"the {backtest['open_leads_scored']:,} leads open then; by "
+            f"{backtest['outcome_as_of'][:10]} grade A converted {_percent(rates.get('A'))}, "
+            f"B {_percent(rates.get('B'))}, C {_percent(rates.get('C'))}, D "
+            f"{_percent(rates.get('D'))}; the top 10% converted "
+            f"{backtest['top_decile_conversion_rate']:.1%} against "
+            f"{backtest['rest_conversion_rate']:.1%} for the rest."
+        )
+    scored = card.get("scored_leads")
+    if scored:
+        grades = ", ".join(f"{g} {n:,}" for g, n in scored["by_grade"].items())
+        lines.append(f"Scored {scored['open_leads']:,} open leads: {grades}.")
+    audit = card["leakage_audit"]
+    excluded = ", ".join(f"`{e}`" for e in audit["excluded_post_conversion_events"]) or "none"
+    leaky = ", ".join(f"`{f}`" for f in audit["leaky_features_removed"]) or "none"
+    lines.append(
+        f"Leakage audit: {audit['result']} (champion holdout ROC AUC "
+        f"{audit['champion_holdout_roc_auc']:.3f}, alarm at {audit['suspect_holdout_auc']}); "
+        f"post-conversion events kept out: {excluded}; features removed as leaky: {leaky}."
+    )
+    return "\n\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from insightos_utils.explain import humanise
+from insightos_utils.explain import feature_label
 from insightos_utils.modeling import (
     MODEL_NAMES,
     TARGET,
@@ -169,7 +169,7 @@ def reasons_chart(frequency: pd.DataFrame, leads: int, top: int = 12) -> Figure:
     ``frequency`` is ``explain.reason_frequency``; ``leads`` the number of leads explained.
     """
     shown = frequency.head(top).iloc[::-1]
-    labels = [humanise(f) for f in shown["feature"]]
+    labels = [feature_label(f) for f in shown["feature"]]
     figure = Figure(figsize=(8, 0.45 * len(shown) + 1.8), layout="constrained")
     axes = figure.subplots()
     axes.barh(labels, shown["raises"], color="#2ca02c", label="raises the score")
@@ -180,7 +180,7 @@ def reasons_chart(frequency: pd.DataFrame, leads: int, top: int = 12) -> Figure:
     if len(frequency):
         first = frequency.iloc[0]
         title = (
-            f"'{humanise(first['feature'])}' explains the most scores: among the top reasons "
+            f"'{feature_label(first['feature'])}' explains the most scores: among the top reasons "
             f"of {first['total'] / max(leads, 1):.0%} of open leads"
         )
     else:
