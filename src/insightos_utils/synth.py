@@ -264,7 +264,12 @@ SPEND_P, SPEND_Q = 6.0, 4.0  # order value ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
 
 
 def _as_of_seconds(as_of: str | pd.Timestamp | None) -> int:
-    stamp = parse_timestamp(DEFAULT_AS_OF if as_of is None else as_of)
+    try:
+        stamp = parse_timestamp(DEFAULT_AS_OF if as_of is None else as_of)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"as_of {as_of!r} is not an ISO 8601 timestamp ({error})") from None
+    if pd.isna(stamp):
+        raise InputError(f"as_of {as_of!r} is not an ISO 8601 timestamp")
     return int((stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1))
 
 
@@ -715,15 +720,16 @@ def _file_table(frame: pd.DataFrame, columns: list[str], file_format: str) -> pa
         column = table.column(i).combine_chunks()
         if pa.types.is_timestamp(field.type):
             if file_format == "csv":
-                seconds = column.cast(pa.int64()).fill_null(0).to_numpy()
+                seconds = column.cast(pa.timestamp("s"), safe=False).cast(pa.int64())
+                seconds = seconds.fill_null(0).to_numpy()
                 text = _fixed_width(_iso_chars(seconds))
                 if column.null_count:
                     text = pc.if_else(column.is_null(), pa.scalar(None, text.type), text)
                 column = text
             else:
                 column = column.cast(pa.timestamp("us", tz="UTC"))
-        elif pa.types.is_dictionary(field.type) and file_format == "parquet":
-            column = column.cast(pa.large_string())
+        elif file_format == "parquet" and not pa.types.is_floating(field.type):
+            column = column.cast(pa.string())
         table = table.set_column(i, field.name, column)
     return table
 
@@ -739,7 +745,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_format: str) -> None:
+def _write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_format: str) -> None:
     """Write one raw table as CSV (ISO 8601 UTC text) or Parquet, atomically."""
     table = _file_table(frame, columns, file_format)
     if file_format == "csv":
@@ -782,7 +788,7 @@ def write_company(
         for spec in specs:
             progress.set_postfix_str(f"writing {spec.name}")
             path = out_dir / f"{spec.name}.{file_format}"
-            write_table(tables[spec.name], path, spec.column_names, file_format)
+            _write_table(tables[spec.name], path, spec.column_names, file_format)
             written[spec.name] = path
             progress.update()
     return written
