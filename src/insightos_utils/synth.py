@@ -140,11 +140,11 @@ PROJECTS = Profile(
     name="projects",
     converted_share=0.101,
     campaigns=(
-        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 3.1, 37.0, 31.0),
-        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 17.5, 44.0),
-        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 20.0, 40.0),
-        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 18.5, 22.0),
-        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 17.5, 27.0),
+        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 3.1, 33.0, 28.0),
+        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 15.6, 39.0),
+        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 17.8, 36.0),
+        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 16.5, 20.0),
+        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 15.6, 24.0),
     ),
     organic_share=0.37,
     organic_marketing=(
@@ -199,7 +199,7 @@ PROJECTS = Profile(
     invoice_properties=_props("currency", "USD"),
     seat_properties=(json.dumps({"seats": 1}), json.dumps({"seats": 2})),
     billing_properties=_props("field", "card", "address", "tax_id"),
-    organic_order_value=18.5,
+    organic_order_value=16.5,
 )
 
 CRM = Profile(
@@ -254,10 +254,10 @@ TRIAL_SHARE = 0.93  # users who start at least one trial workspace
 VERIFY_PROBABILITY = 0.915  # each trial signup is followed by a verification
 RESEND_PROBABILITY = 0.7  # an unverified trial gets its verification resent
 # BG/NBD-like repeat purchases (days) and Gamma-Gamma-like amounts
-PURCHASE_SHAPE = 0.9  # r
+PURCHASE_SHAPE = 1.5  # r
 PURCHASES_PER_MONTH = 0.25  # mean repeat-purchase rate of a baseline customer
 DROPOUT_A, DROPOUT_B = 1.0, 5.0  # p ~ Beta(a, b): dropout after each repeat purchase
-SPEND_P, SPEND_Q = 6.0, 4.0  # order value ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
+SPEND_P, SPEND_Q = 6.0, 6.0  # order value ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
 
 
 # --- generation --------------------------------------------------------------------------------
