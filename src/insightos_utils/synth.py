@@ -6,6 +6,10 @@ conversion and (imperfectly) pre-conversion product usage, so a sound lead model
 holdout ROC AUC around 0.85, never 1.0. Post-conversion events (billing, seats) exist in the raw
 log, as in real logs. Customers buy in a BG/NBD-like process with Gamma-Gamma-like amounts.
 
+Two profiles share the machinery with their own vocabulary: ``projects`` (the original design's
+project-management SaaS, campaign ``google_gestao_agil``) and ``crm`` (a CRM SaaS with different
+event and campaign names), so the pipeline can be checked for hard-coded names.
+
 Everything is vectorised numpy driven by one ``numpy.random.Generator(seed)``: the same seed
 and arguments give byte-identical files. Nothing at or after ``as_of`` exists.
 """
