@@ -178,11 +178,14 @@ class _FolderSource:
                 return list(pq.read_schema(path).names)
             except (pa.ArrowException, OSError) as error:
                 raise InputError(f"{path}: cannot be read as Parquet ({error})") from None
+        with path.open("rb") as handle:
+            first_line = handle.readline()
         try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                header = next(csv.reader(handle), None)
+            header = next(csv.reader([first_line.decode("utf-8-sig")]), None)
         except (UnicodeDecodeError, csv.Error) as error:
-            raise InputError(f"{path}: cannot read the header row as UTF-8 CSV ({error})") from None
+            raise InputError(
+                f"{path}: cannot read line 1 (the header) as UTF-8 CSV ({error})"
+            ) from None
         if not header:
             raise InputError(f"{path}: the file is empty; a CSV needs a header row")
         repeated = sorted({name for name in header if header.count(name) > 1})
@@ -669,7 +672,7 @@ def report_tables(report: dict[str, Any]) -> dict[str, pd.DataFrame]:
                 "duplicates": entry["duplicates"],
                 "rejected": entry["rejected_rows"],
                 "rows_written": entry["rows_written"],
-                "reject_share": entry["reject_share"],
+                "reject_share": round(entry["reject_share"], 4),
             }
         )
         spec = next(s for s in TABLES if s.name == name)
@@ -687,24 +690,30 @@ def report_tables(report: dict[str, Any]) -> dict[str, pd.DataFrame]:
 
 def report_summary(report: dict[str, Any]) -> str:
     """The report in a few sentences (Markdown), numbers inline."""
-    tables = report["tables"]
-    written = ", ".join(
-        f"{entry['rows_written']:,} {name}" for name, entry in tables.items() if entry["present"]
-    )
-    absent = [name for name, entry in tables.items() if not entry["present"]]
-    rejected = sum(e["rejected_rows"] for e in tables.values() if e["present"])
-    duplicates = sum(e["duplicates"] for e in tables.values() if e["present"])
+    tables = {name: entry for name, entry in report["tables"].items() if entry["present"]}
+    written = ", ".join(f"{entry['rows_written']:,} {name}" for name, entry in tables.items())
+    absent = [name for name in report["tables"] if name not in tables]
+    duplicates = sum(entry["duplicates"] for entry in tables.values())
+    rejects = [
+        f"{name} {entry['rejected_rows']:,} ("
+        + ", ".join(f"{reason} {count:,}" for reason, count in entry["rejected"].items())
+        + ")"
+        for name, entry in tables.items()
+        if entry["rejected_rows"]
+    ]
+    outcome = "written as Parquet" if report["parquet_written"] else "NOT written (see the error)"
     lines = [
-        f"Ingest **{report['status']}** from `{report['source']}`: {written} rows are valid"
-        + (" and written as Parquet." if report["parquet_written"] else ", nothing was replaced."),
-        f"{rejected:,} rows were rejected (kept with their reason in `rejected_<table>.csv`) and "
-        f"{duplicates:,} redelivered duplicates were kept once.",
+        f"Ingest **{report['status']}** from `{report['source']}`: {written} rows passed the "
+        f"contract and were {outcome}.",
+        "Rejected rows, kept with their reason in `rejected_<table>.csv`: "
+        + ("; ".join(rejects) if rejects else "none")
+        + f". Redelivered events dropped as duplicates: {duplicates:,}.",
     ]
     events_range = tables["events"].get("date_range") or {}
     if events_range.get("min"):
         lines.append(f"Events run from {events_range['min']} to {events_range['max']}.")
     if absent:
-        lines.append(f"Absent optional tables: {', '.join(absent)}.")
+        lines.append(f"Optional tables not provided: {', '.join(absent)}.")
     return " ".join(lines)
 
 
