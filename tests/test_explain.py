@@ -40,7 +40,8 @@ def tiny_logistic() -> tuple:
 
 def test_logistic_contributions_are_coefficient_times_standardized_value() -> None:
     pipeline, frame, features, reference = tiny_logistic()
-    contributions, base = explain.feature_contributions(pipeline, frame, features, reference)
+    prepared = explain.prepare(pipeline, frame, features)
+    contributions, base, _ = explain.feature_contributions(pipeline, prepared, features, reference)
     scaler = pipeline.named_steps["prepare"].named_transformers_["num"].named_steps["scale"]
     coef = pipeline[-1].coef_[0]
     standardized = (frame["events_teammate_invited"] - scaler.mean_[0]) / scaler.scale_[0]
@@ -78,11 +79,21 @@ def test_reasons_have_the_right_sign_and_order() -> None:
     assert text.count(";") == 2
 
 
-def test_xgboost_contributions_sum_to_the_margin(toy_training: modeling.TrainingResult) -> None:
+@pytest.mark.parametrize(
+    ("max_exact_rows", "method"),
+    [(10**9, "XGBoost TreeSHAP"), (10, "XGBoost path contributions (Saabas)")],
+)
+def test_xgboost_contributions_sum_to_the_margin(
+    toy_training: modeling.TrainingResult, monkeypatch, max_exact_rows: int, method: str
+) -> None:
+    monkeypatch.setattr(explain, "EXACT_SHAP_MAX_ROWS", max_exact_rows)
     fitted = toy_training.models["v2_xgboost"]
     holdout = toy_training.split.holdout
-    contributions, base = explain.feature_contributions(fitted.pipeline, holdout, fitted.features)
-    prepared = fitted.pipeline[:-1].transform(holdout[fitted.features])
+    prepared = explain.prepare(fitted.pipeline, holdout, fitted.features)
+    contributions, base, used = explain.feature_contributions(
+        fitted.pipeline, prepared, fitted.features
+    )
+    assert used == method
     margin = (
         fitted.pipeline[-1].get_booster().predict(xgboost.DMatrix(prepared), output_margin=True)
     )
@@ -119,9 +130,15 @@ def test_one_hot_columns_map_back_to_their_feature(toy_training: modeling.Traini
         ("campaign", "(none)", True, "no campaign recorded"),
         ("medium", "cpc", True, "came via medium cpc"),
         ("plan_tier", "gold", True, "plan tier is gold"),
-        ("hours_to_first_event", float("nan"), False, "hours to first event: not yet"),
-        ("days_active", 4.0, False, "days active: 4"),
-        ("hours_to_first_event", 2.25, False, "hours to first event: 2.2"),
+        ("seats_requested", float("nan"), False, "seats requested: not yet"),
+        ("seats_requested", 2.25, False, "seats requested: 2.2"),
+        ("days_active", 4.0, False, "active on 4 of the first 14 days"),
+        ("distinct_event_types", 6, False, "6 different kinds of activity in the first 14 days"),
+        ("hours_to_first_task_created", 2.4, False, "first task created 2 hours after signup"),
+        ("hours_to_first_task_created", 0.5, False, "first task created within an hour of signup"),
+        ("hours_to_first_task_created", 72.0, False, "first task created 3 days after signup"),
+        ("hours_to_first_task_created", 336.0, False, "no task created in the first 14 days"),
+        ("events_other", 2, False, "other events 2 times in the first 14 days"),
     ],
 )
 def test_reasons_read_like_words(feature, value, categorical, expected) -> None:

@@ -174,7 +174,11 @@ def test_grades_follow_fixed_cutoffs(toy_training: modeling.TrainingResult) -> N
 def _bundle_arguments() -> dict:
     return {
         "feature_spec": {"window_days": 14},
-        "decisions": {"leaky_features": [], "excluded_events": ["subscription_started"]},
+        "decisions": {
+            "leaky_features": {},
+            "dropped_for_linear": {"events_page_view": "r=0.95 with events_project_created"},
+            "excluded_events": {"subscription_started": "seen only after conversion"},
+        },
         "data_hash": "0123456789abcdef" * 4,
         "as_of": pd.Timestamp("2026-01-01"),
         "window_days": 14,
@@ -199,10 +203,11 @@ def test_saved_bundles_score_exactly_as_in_training(
     champion = modeling.load_bundle(paths["champion"])
     assert champion.model_name == toy_training.champion
     assert champion.model_version == f"{toy_training.champion}@01234567"
+    assert (champion.calibrator is not None) == toy_training.calibration["applied"]
     holdout = toy_training.split.holdout
     assert np.allclose(champion.predict(holdout), toy_training.champion_scores)
     logreg = modeling.load_bundle(paths["v1_logreg"])
-    assert logreg.calibrated is None
+    assert logreg.calibrator is None
     assert np.allclose(logreg.predict(holdout), toy_training.holdout_scores["v1_logreg"])
 
 
@@ -230,7 +235,11 @@ def test_model_card_has_the_contract_keys(toy_training: modeling.TrainingResult)
     assert card["champion_rule"]["margin"] == 0.01
     assert card["holdout"]["holdout"]["n"] == len(toy_training.split.holdout)
     assert card["leakage_suspected"] is False
-    assert card["feature_decisions"]["excluded_events"] == ["subscription_started"]
+    assert card["leakage_audit"]["excluded_post_conversion_events"] == {
+        "subscription_started": "seen only after conversion"
+    }
+    assert "events_page_view" in card["models"]["v1_logreg"]["dropped_features"]
+    assert "events_page_view" not in card["models"]["v2_xgboost"]["dropped_features"]
     assert "scikit-learn" in card["library_versions"]
 
 

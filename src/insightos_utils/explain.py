@@ -45,6 +45,7 @@ ORIGIN_PHRASES = {
 }
 NO_ORIGIN = {"(none)", "(missing)", ""}
 _ZERO = 1e-12
+EXACT_SHAP_MAX_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class LeadExplanations:
     top_features: pd.DataFrame  # reason_1..N: feature names ("" when fewer reasons)
     top_contributions: pd.DataFrame  # reason_1..N: signed contribution
     text: pd.Series
+    method: str
 
 
 def transformed_columns(pipeline: Pipeline) -> list[TransformedColumn]:
@@ -98,18 +100,23 @@ def _feature_matrix(columns: list[TransformedColumn], features: list[str]) -> np
     return matrix
 
 
+def prepare(pipeline: Pipeline, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """The pipeline's fitted preparation steps applied to ``frame``: the classifier's input."""
+    return np.asarray(pipeline[:-1].transform(frame[features]), dtype=np.float64)
+
+
 def feature_contributions(
     pipeline: Pipeline,
-    frame: pd.DataFrame,
+    prepared: np.ndarray,
     features: list[str],
     reference: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(contributions: rows x ``features``, base value per row), both in log-odds.
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(contributions: rows x ``features``, base value per row, method), in log-odds.
 
-    ``reference`` is the mean transformed training row (logistic regression only); the
-    contributions plus the base value equal the model's margin (decision function).
+    ``prepared`` is ``prepare(pipeline, frame, features)``; ``reference`` the mean prepared
+    training row (logistic regression only). Contributions plus the base value equal the model's
+    margin (decision function).
     """
-    prepared = np.asarray(pipeline[:-1].transform(frame[features]), dtype=np.float64)
     columns = transformed_columns(pipeline)
     if len(columns) != prepared.shape[1]:
         raise ValueError(
@@ -121,24 +128,33 @@ def feature_contributions(
         if reference is None:
             reference = np.zeros(prepared.shape[1])
         per_column = (prepared - reference) * coef
-        base = np.full(len(frame), float(model.intercept_[0] + reference @ coef))
+        base = np.full(len(prepared), float(model.intercept_[0] + reference @ coef))
+        method = "coefficient x standardized value"
     else:
-        per_column, base = _tree_contributions(model, prepared)
-    return per_column @ _feature_matrix(columns, features), base
+        per_column, base, method = _tree_contributions(model, prepared)
+    return per_column @ _feature_matrix(columns, features), base, method
 
 
-def _tree_contributions(model: object, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """XGBoost's per-row contributions; identical rows are explained once."""
+def _tree_contributions(model: object, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """XGBoost's per-row contributions; identical rows are explained once.
+
+    Exact TreeSHAP costs about 0.15 ms per row on 2 cores (2.5 minutes for a million leads), so
+    above ``EXACT_SHAP_MAX_ROWS`` distinct rows the booster's path contributions (Saabas,
+    ``approx_contribs``) are used: also additive to the margin, ten times faster.
+    """
     import xgboost
 
     booster = model.get_booster()  # type: ignore[attr-defined]
     unique_rows, inverse = _deduplicate_rows(prepared)
+    approx = len(unique_rows) > EXACT_SHAP_MAX_ROWS
     contribs = booster.predict(
         xgboost.DMatrix(unique_rows, nthread=getattr(model, "n_jobs", None) or -1),
         pred_contribs=True,
+        approx_contribs=approx,
     )
     contribs = contribs[inverse]
-    return contribs[:, :-1].astype(np.float64), contribs[:, -1].astype(np.float64)
+    method = "XGBoost path contributions (Saabas)" if approx else "XGBoost TreeSHAP"
+    return contribs[:, :-1].astype(np.float64), contribs[:, -1].astype(np.float64), method
 
 
 def _deduplicate_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,9 +265,16 @@ def explain_leads(
     window_days: int,
     top_n: int = 3,
     reference: np.ndarray | None = None,
+    prepared: np.ndarray | None = None,
 ) -> LeadExplanations:
-    """The ``top_n`` features that moved each lead's score most, with readable text."""
-    contributions, base = feature_contributions(pipeline, frame, features, reference)
+    """The ``top_n`` features that moved each lead's score most, with readable text.
+
+    ``prepared`` (``prepare(pipeline, frame, features)``) saves preparing the rows twice when
+    the caller already has it for scoring.
+    """
+    if prepared is None:
+        prepared = prepare(pipeline, frame, features)
+    contributions, base, method = feature_contributions(pipeline, prepared, features, reference)
     n_rows, n_features = contributions.shape
     top_n = max(0, min(top_n, n_features))
     magnitude = np.abs(contributions)
@@ -289,6 +312,7 @@ def explain_leads(
         top_features=pd.DataFrame(names, index=frame.index, columns=columns),
         top_contributions=pd.DataFrame(top_values, index=frame.index, columns=columns),
         text=pd.Series(text, index=frame.index, name="top_reasons", dtype=object),
+        method=method,
     )
 
 

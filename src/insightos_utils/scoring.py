@@ -68,7 +68,8 @@ def score_leads(
     scored_at = scored_at or utc_now()
     if len(leads) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SCORED_COLUMNS + EXTRA_COLUMNS})
-    score = bundle.predict(leads)
+    prepared = bundle.prepare(leads)  # once, for both the probability and the reasons
+    score = bundle.predict_prepared(prepared)
     explanations = explain_leads(
         bundle.pipeline,
         leads,
@@ -76,6 +77,7 @@ def score_leads(
         window_days=bundle.window_days,
         top_n=bundle.top_reasons if top_n is None else top_n,
         reference=bundle.explain_reference,
+        prepared=prepared,
     )
     user_ids = leads.index.astype(str).to_numpy()
     order = np.lexsort((user_ids, -score))  # highest score first, ties by user id
