@@ -139,3 +139,19 @@ def toy_training(toy_feature_table: Any) -> Any:
 
     rows = toy_feature_table[toy_feature_table["label_known"]]
     return modeling.train_lead_models(rows, {name: TOY_FEATURES for name in modeling.MODEL_NAMES})
+
+
+@pytest.fixture(scope="session")
+def synthetic_lead_models(synthetic_processed: Path) -> dict[str, Any]:
+    """Feature inputs and both lead models trained on the default synthetic company."""
+    from insightos_utils import features, modeling
+    from insightos_utils.ingest import read_processed
+
+    data = read_processed(synthetic_processed)
+    as_of = features.resolve_as_of(data.users, data.events, None)
+    inputs = modeling.feature_inputs(data.users, data.events, as_of)
+    result = modeling.train_lead_models(
+        features.training_rows(inputs.feature_table),
+        modeling.model_features(inputs.decisions, inputs.spec),
+    )
+    return {"data": data, "as_of": as_of, "inputs": inputs, "result": result}

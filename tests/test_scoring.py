@@ -197,3 +197,52 @@ def test_every_chart_is_a_titled_figure(
         assert figure.get_suptitle()
     assert "champion" in figures[0].get_suptitle()
     assert "50.0%" in figures[3].get_suptitle()
+
+
+def test_score_command_end_to_end_from_a_raw_folder(
+    synthetic_lead_models, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from insightos_utils import features
+
+    result = synthetic_lead_models["result"]
+    inputs = synthetic_lead_models["inputs"]
+    paths = modeling.save_models(
+        result,
+        tmp_path / "models",
+        feature_spec=inputs.spec.to_dict(),
+        decisions=modeling.as_plain_dict(inputs.decisions),
+        data_hash="abcdef12" * 8,
+        as_of=synthetic_lead_models["as_of"],
+        window_days=inputs.spec.window_days,
+    )
+    out = tmp_path / "scored.csv"
+    db_url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    arguments = ["score", "--raw", str(synthetic_raw), "--model", str(paths["champion"])]
+    for _ in range(2):
+        assert main([*arguments, "--out", str(out), "--db", db_url]) == 0
+    scored = pd.read_csv(out)
+    open_leads = features.open_leads(inputs.feature_table)
+    assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert set(scored["user_id"]) == set(open_leads.index)
+    assert (scored["model_version"] == f"{result.champion}@abcdef12").all()
+    # same data, same model, same as-of: the scores are the ones training produced
+    bundle = modeling.load_bundle(paths["champion"])
+    expected = bundle.predict(open_leads.loc[scored["user_id"]])
+    assert np.allclose(scored["score"], expected, atol=1e-6)
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT COUNT(*) FROM scored_leads")).scalar_one()
+        users = connection.execute(
+            text("SELECT COUNT(DISTINCT user_id) FROM scored_leads")
+        ).scalar_one()
+        runs = connection.execute(text("SELECT COUNT(DISTINCT scored_at) FROM scored_leads"))
+        n_runs = runs.scalar_one()
+    engine.dispose()
+    assert users == len(scored)
+    assert rows == users * n_runs  # one row per lead and run, never a duplicate
+    # an earlier as-of scores the leads that were open then
+    earlier = tmp_path / "earlier.csv"
+    assert main([*arguments, "--out", str(earlier), "--as-of", "2026-03-01"]) == 0
+    assert len(pd.read_csv(earlier)) != len(scored)
