@@ -606,3 +606,78 @@ def test_cli_writes_campaign_ltv(
     # the refit on 18 months differs from the 39-week calibration fit kept under "validation"
     assert params["validation"]["bgnbd"]["r"] == pytest.approx(PAPER_BGNBD["r"], rel=0.01)
     assert params["bgnbd"]["r"] != params["validation"]["bgnbd"]["r"]
+
+
+# --- the notebook ----------------------------------------------------------------------------
+
+
+def write_constructed_company(processed_dir: Path) -> None:
+    """A small processed folder (ingest's tables) where google_gestao_agil customers buy more
+    often and spend more than the others; stands in for the synthetic company in fast tests."""
+    worlds = {
+        "google_gestao_agil": (600, ltv.BgNbdParams(0.5, 4.0, 0.8, 3.0), WORLD_GAMMA_GAMMA),
+        "meta_broad": (900, WORLD_BGNBD, WORLD_GAMMA_GAMMA),
+        ltv.NO_CAMPAIGN: (700, WORLD_BGNBD, ltv.GammaGammaParams(6.25, 3.74, 20.0)),
+    }
+    transactions, users = [], []
+    for k, (campaign, (n, bgnbd, gamma_gamma)) in enumerate(worlds.items()):
+        table = ltv.simulate_transactions(
+            n, bgnbd, gamma_gamma, "2025-01-01", 120, "2026-06-30", seed=k, id_prefix=f"{k}-"
+        )
+        transactions.append(table)
+        first = table.groupby("user_id")["occurred_at"].min()
+        users.append(
+            pd.DataFrame(
+                {
+                    "user_id": first.index,
+                    "created_at": first.to_numpy() - np.timedelta64(3, "D"),
+                    "status": "converted",
+                    "converted_at": first.to_numpy(),
+                    "marketing": "",
+                    "campaign": campaign,
+                    "source": "(none)",
+                    "medium": "(none)",
+                }
+            )
+        )
+    all_users = pd.concat(users, ignore_index=True)
+    processed_dir.mkdir(parents=True, exist_ok=True)
+    pd.concat(transactions, ignore_index=True).to_parquet(processed_dir / "transactions.parquet")
+    all_users.to_parquet(processed_dir / "users.parquet")
+    pd.DataFrame(
+        {
+            "event_id": "e-" + all_users["user_id"],
+            "user_id": all_users["user_id"],
+            "event_name": "signup",
+            "occurred_at": all_users["created_at"],
+            "properties": "",
+        }
+    ).to_parquet(processed_dir / "events.parquet")
+    pd.DataFrame(
+        {"campaign": ["google_gestao_agil", "meta_broad"], "spend": [18000.0, 36000.0]}
+    ).to_parquet(processed_dir / "campaign_spend.parquet")
+
+
+@pytest.mark.notebook
+def test_04_ltv_notebook_runs_headlessly(tmp_path: Path, run_notebook) -> None:
+    processed = tmp_path / "processed"
+    write_constructed_company(processed)
+    run_dir = tmp_path / "run"
+    executed = run_notebook(
+        "04_ltv",
+        run_dir,
+        processed_dir=str(processed),
+        run_dir=str(run_dir),
+        bootstrap_samples=300,
+    )
+    params = json.loads((run_dir / "ltv_params.json").read_text())
+    assert params["refit"] is True and params["holdout"]["customers"] > 0
+    assert params["reference_ratio"]["ci_low"] < params["reference_ratio"]["ratio"]
+    assert params["recommendation"].startswith("Put the next dollar into")
+    campaigns = pd.read_csv(run_dir / "campaign_ltv.csv")
+    assert set(campaigns["campaign"]) == {"google_gestao_agil", "meta_broad", ltv.NO_CAMPAIGN}
+    customers = pd.read_csv(run_dir / "customer_ltv.csv")
+    assert campaigns["customers"].sum() == len(customers)
+    text = executed.read_text()
+    assert text.count("image/png") >= 4  # holdout, independence, LTV and LTV/CAC charts
+    assert "where to put the next dollar" in text.lower()

@@ -160,6 +160,11 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
         "--bootstrap-samples", type=int, default=2000, help="for campaign intervals (2000)"
     )
     p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42)")
+    p.add_argument(
+        "--reference-campaign",
+        default="google_gestao_agil",
+        help="campaign compared with all others (default google_gestao_agil)",
+    )
     p.set_defaults(handler=_ltv)
 
 
@@ -181,6 +186,7 @@ def _ltv(args: argparse.Namespace) -> int:
         campaign_spend_path=args.campaign_spend,
         bootstrap_samples=args.bootstrap_samples,
         seed=args.seed,
+        reference_campaign=args.reference_campaign,
     )
     return 0
 

@@ -992,36 +992,42 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_ltv_outputs(
     out_dir: str | Path,
     analysis: LtvAnalysis,
     campaign_table: pd.DataFrame | None = None,
+    ratio: ReferenceRatio | None = None,
+    recommendation: str | None = None,
 ) -> list[Path]:
-    """Write ltv_params.json, customer_ltv.csv (and campaign_ltv.csv) atomically into out_dir."""
+    """Write ltv_params.json, customer_ltv.csv (and campaign_ltv.csv) into ``out_dir``.
+
+    All files are first written under temporary names in ``out_dir``, then renamed: a failure
+    leaves no half-written output under a final name. The reference ratio and the
+    recommendation, when given, are recorded in ltv_params.json.
+    """
     out_dir = Path(out_dir)
-    text = json.dumps(_json_safe(analysis.params), indent=2) + "\n"
-    outputs: list[tuple[Path, Callable[[Path], None]]] = [
-        (out_dir / "ltv_params.json", lambda p: p.write_text(text)),
-        (out_dir / "customer_ltv.csv", lambda p: analysis.customer_ltv.to_csv(p, index=False)),
-    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = dict(analysis.params)
     if campaign_table is not None:
-        outputs.append(
-            (out_dir / "campaign_ltv.csv", lambda p: campaign_table.to_csv(p, index=False))
-        )
-    for path, write in outputs:
-        _atomic_write(path, write)
-    return [path for path, _ in outputs]
+        params["reference_ratio"] = ratio.as_dict() if ratio is not None else None
+        params["recommendation"] = recommendation
+    text = json.dumps(_json_safe(params), indent=2) + "\n"
+    writers: dict[str, Callable[[Path], None]] = {
+        "ltv_params.json": lambda p: p.write_text(text),
+        "customer_ltv.csv": lambda p: analysis.customer_ltv.to_csv(p, index=False),
+    }
+    if campaign_table is not None:
+        writers["campaign_ltv.csv"] = lambda p: campaign_table.to_csv(p, index=False)
+    temporary = {name: out_dir / f".{name}.{os.getpid()}.tmp" for name in writers}
+    try:
+        for name, write in writers.items():
+            write(temporary[name])
+        for name, tmp in temporary.items():
+            os.replace(tmp, out_dir / name)
+    finally:
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
+    return [out_dir / name for name in writers]
 
 
 def ltv_command(
@@ -1039,12 +1045,14 @@ def ltv_command(
     campaign_spend_path: str | Path | None = None,
     bootstrap_samples: int = 2000,
     seed: int = 42,
+    reference_campaign: str = "google_gestao_agil",
 ) -> LtvAnalysis:
     """``insightos ltv``: read transactions, fit, validate on the holdout, write the outputs.
 
     ``observation_end`` defaults to the latest transaction. With ``users_path`` (a contract
     users file with a campaign or marketing column) also writes campaign_ltv.csv, with CAC
-    from ``campaign_spend_path`` when given.
+    from ``campaign_spend_path`` when given, and records the ``reference_campaign`` ratio and
+    the next-dollar recommendation in ltv_params.json.
     """
     _check_settings(horizon_months, monthly_discount_rate, gross_margin, penalizer)
     transactions = read_transactions(transactions_path)
@@ -1066,14 +1074,18 @@ def ltv_command(
         penalizer=penalizer,
         refit=refit,
     )
-    campaign_table = None
+    campaign_table, ratio, recommendation = None, None, None
     if users_path is not None:
         users = read_users_campaigns(users_path)
         spend = read_campaign_spend(campaign_spend_path) if campaign_spend_path else None
         campaign_table = campaign_ltv(
             analysis.customer_ltv, users, spend, bootstrap_samples=bootstrap_samples, seed=seed
         )
-    write_ltv_outputs(out_dir, analysis, campaign_table)
+        ratio = reference_ratio(
+            analysis.customer_ltv, users, reference_campaign, bootstrap_samples, seed
+        )
+        recommendation = next_dollar_recommendation(campaign_table, ratio, horizon_months)
+    write_ltv_outputs(out_dir, analysis, campaign_table, ratio, recommendation)
     return analysis
 
 
@@ -1386,3 +1398,75 @@ def next_dollar_recommendation(
         "campaign's budget in steps and watch its CAC."
     )
     return " ".join(sentences)
+
+
+# --- notebook helpers ------------------------------------------------------------------------
+
+
+def transactions_as_of(
+    transactions: pd.DataFrame | None, as_of: str | pd.Timestamp = ""
+) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The transactions that exist at ``as_of`` ("" = the latest one) and the resolved as-of."""
+    if transactions is None or transactions.empty:
+        raise InputError(
+            "transactions: the company has no transactions table; lifetime value needs one "
+            "(transaction_id, user_id, occurred_at, amount)"
+        )
+    stamp = transactions["occurred_at"].max() if as_of in ("", None) else parse_timestamp(as_of)
+    return transactions[transactions["occurred_at"] <= stamp], pd.Timestamp(stamp)
+
+
+def calibration_end_for(as_of: pd.Timestamp, holdout_days: int) -> pd.Timestamp:
+    """The calibration end that leaves the last ``holdout_days`` before as-of for the holdout."""
+    if holdout_days < 0:
+        raise InputError(f"holdout_days must be >= 0, got {holdout_days}")
+    return as_of - pd.Timedelta(days=holdout_days)
+
+
+def parameters_table(analysis: LtvAnalysis) -> pd.DataFrame:
+    """The fitted parameters with their standard errors, one row per parameter."""
+    rows = []
+    for model, fit in (("BG/NBD", analysis.bgnbd), ("Gamma-Gamma", analysis.gamma_gamma)):
+        for name, value in asdict(fit.params).items():
+            rows.append(
+                {
+                    "model": model,
+                    "parameter": name,
+                    "estimate": value,
+                    "standard_error": fit.standard_errors.get(name, float("nan")),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendation: str) -> str:
+    """The notebook's closing paragraph (Markdown), every number taken from the analysis."""
+    params = analysis.params
+    parts = [
+        f"**{params['n_customers']:,} customers** ({params['n_repeat_customers']:,} repeat "
+        f"buyers) are worth **{_money(params['mean_ltv'])} each on average** over the next "
+        f"{params['horizon_months']} months (discounted at {params['monthly_discount_rate']:.1%} "
+        f"a month, gross margin {params['gross_margin']:.0%})."
+    ]
+    holdout = analysis.holdout
+    if holdout is not None:
+        parts.append(
+            f"Checked on the {holdout.duration * params['unit_days']:.0f}-day holdout, the model "
+            f"forecast {holdout.predicted_total:,.0f} repeat purchases against "
+            f"{holdout.actual_total:,.0f} actual ({holdout.total_error_pct:+.1f}%; mean absolute "
+            f"error {holdout.mae:.2f} purchases per customer)."
+        )
+    correlation = analysis.gamma_gamma.frequency_monetary_correlation
+    parts.append(
+        f"Frequency and spend per purchase correlate at r = {correlation:.2f}"
+        + (
+            ", low enough for the Gamma-Gamma model."
+            if analysis.gamma_gamma.independence_ok
+            else ", above 0.3: Gamma-Gamma's independence assumption is strained, read the "
+            "value per purchase with care."
+        )
+    )
+    if ratio is None:
+        parts.append("The reference campaign has no customers here, so no ratio is reported.")
+    parts.append(recommendation)
+    return " ".join(parts)
