@@ -658,10 +658,49 @@ def write_constructed_company(processed_dir: Path) -> None:
     ).to_parquet(processed_dir / "campaign_spend.parquet")
 
 
-@pytest.mark.notebook
-def test_04_ltv_notebook_runs_headlessly(tmp_path: Path, run_notebook) -> None:
+def _synthetic_company_available() -> bool:
+    """The synthetic company needs the synth helper and ingest (both land from other branches)."""
+    try:
+        import insightos_utils.synth  # noqa: F401
+
+        from insightos_utils.ingest import ingest  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def processed_company(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The default synthetic company once synth and ingest exist; a constructed one until then."""
+    if _synthetic_company_available():
+        return request.getfixturevalue("synthetic_processed")
     processed = tmp_path / "processed"
     write_constructed_company(processed)
+    return processed
+
+
+def test_synthetic_company_reference_ratio_close_to_original(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The original study found google_gestao_agil customers worth about 2.3× the others."""
+    if not _synthetic_company_available():
+        pytest.skip("the synthetic company needs insightos_utils.synth and ingest (not merged yet)")
+    from insightos_utils.ingest import read_processed
+
+    data = read_processed(request.getfixturevalue("synthetic_processed"))
+    transactions, as_of = ltv.transactions_as_of(data.transactions, "")
+    analysis = ltv.analyse_ltv(transactions, ltv.calibration_end_for(as_of, 90), as_of, refit=True)
+    ratio = ltv.reference_ratio(analysis.customer_ltv, data.users, "google_gestao_agil", 2000, 42)
+    assert ratio is not None
+    assert ratio.ci_low < ratio.ratio < ratio.ci_high
+    assert 1.8 <= ratio.ratio <= 2.9, ratio
+
+
+@pytest.mark.notebook
+def test_04_ltv_notebook_runs_headlessly(
+    tmp_path: Path, run_notebook, processed_company: Path
+) -> None:
+    processed = processed_company
     run_dir = tmp_path / "run"
     executed = run_notebook(
         "04_ltv",
@@ -675,7 +714,8 @@ def test_04_ltv_notebook_runs_headlessly(tmp_path: Path, run_notebook) -> None:
     assert params["reference_ratio"]["ci_low"] < params["reference_ratio"]["ratio"]
     assert params["recommendation"].startswith("Put the next dollar into")
     campaigns = pd.read_csv(run_dir / "campaign_ltv.csv")
-    assert set(campaigns["campaign"]) == {"google_gestao_agil", "meta_broad", ltv.NO_CAMPAIGN}
+    assert "google_gestao_agil" in set(campaigns["campaign"])
+    assert np.isfinite(campaigns["ltv_to_cac"]).any()
     customers = pd.read_csv(run_dir / "customer_ltv.csv")
     assert campaigns["customers"].sum() == len(customers)
     text = executed.read_text()

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
+from tqdm import tqdm
 
 from insightos_utils.contract import NO_CAMPAIGN, parse_timestamp
 from insightos_utils.errors import InputError, InsightOSError
@@ -897,6 +899,7 @@ def analyse_ltv(
     gross_margin: float = 1.0,
     penalizer: float = 0.0,
     refit: bool = False,
+    show_progress: bool = False,
 ) -> LtvAnalysis:
     """Fit on the calibration period, check the forecast on the holdout, then compute LTV.
 
@@ -911,33 +914,48 @@ def analyse_ltv(
         observation_end = calibration_end
     observation_end = parse_timestamp(observation_end)
     with_holdout = observation_end > calibration_end
-    calibration = rfm_summary(
-        transactions, calibration_end, observation_end if with_holdout else None, time_unit
-    )
-    bgnbd = fit_bgnbd(calibration, penalizer)
-    gamma_gamma = fit_gamma_gamma(calibration, penalizer)
-    holdout = holdout_validation(calibration, bgnbd.params) if with_holdout else None
-    fitted_through = calibration_end
-    summary = calibration[["frequency", "recency", "T", "monetary_value"]]
-    validation = None
-    if refit and with_holdout:
-        validation = {
-            "calibration_end": calibration_end.isoformat(),
-            **_fit_json(bgnbd, gamma_gamma),
-        }
-        summary = rfm_summary(transactions, observation_end, None, time_unit)
-        bgnbd = fit_bgnbd(summary, penalizer)
-        gamma_gamma = fit_gamma_gamma(summary, penalizer)
-        fitted_through = observation_end
-    table = customer_ltv_table(
-        summary,
-        bgnbd.params,
-        gamma_gamma.params,
-        horizon_months,
-        monthly_discount_rate,
-        gross_margin,
-        time_unit,
-    )
+    steps = 4 + (3 if refit and with_holdout else 0)
+    progress = tqdm(total=steps, desc="ltv", file=sys.stderr, disable=not show_progress)
+
+    def step(label: str) -> None:
+        progress.set_postfix_str(label)
+        progress.update()
+
+    with progress:
+        calibration = rfm_summary(
+            transactions, calibration_end, observation_end if with_holdout else None, time_unit
+        )
+        step("RFM summary")
+        bgnbd = fit_bgnbd(calibration, penalizer)
+        step("BG/NBD fit")
+        gamma_gamma = fit_gamma_gamma(calibration, penalizer)
+        step("Gamma-Gamma fit")
+        holdout = holdout_validation(calibration, bgnbd.params) if with_holdout else None
+        fitted_through = calibration_end
+        summary = calibration[["frequency", "recency", "T", "monetary_value"]]
+        validation = None
+        if refit and with_holdout:
+            validation = {
+                "calibration_end": calibration_end.isoformat(),
+                **_fit_json(bgnbd, gamma_gamma),
+            }
+            summary = rfm_summary(transactions, observation_end, None, time_unit)
+            step("refit: RFM summary")
+            bgnbd = fit_bgnbd(summary, penalizer)
+            step("refit: BG/NBD fit")
+            gamma_gamma = fit_gamma_gamma(summary, penalizer)
+            step("refit: Gamma-Gamma fit")
+            fitted_through = observation_end
+        table = customer_ltv_table(
+            summary,
+            bgnbd.params,
+            gamma_gamma.params,
+            horizon_months,
+            monthly_discount_rate,
+            gross_margin,
+            time_unit,
+        )
+        step("LTV")
     params: dict[str, Any] = {
         **_fit_json(bgnbd, gamma_gamma),
         "time_unit": time_unit,
@@ -1046,6 +1064,7 @@ def ltv_command(
     bootstrap_samples: int = 2000,
     seed: int = 42,
     reference_campaign: str = "google_gestao_agil",
+    show_progress: bool = True,
 ) -> LtvAnalysis:
     """``insightos ltv``: read transactions, fit, validate on the holdout, write the outputs.
 
@@ -1073,6 +1092,7 @@ def ltv_command(
         gross_margin=gross_margin,
         penalizer=penalizer,
         refit=refit,
+        show_progress=show_progress,
     )
     campaign_table, ratio, recommendation = None, None, None
     if users_path is not None:
