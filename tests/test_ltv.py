@@ -401,27 +401,25 @@ def test_fit_that_does_not_converge_stops_with_a_hint(
         ltv.fit_bgnbd(cdnow_summary)
 
 
-def test_non_finite_parameters_are_refused(
-    monkeypatch: pytest.MonkeyPatch, cdnow_summary: pd.DataFrame
+@pytest.mark.parametrize(
+    ("fitted", "message"),
+    [
+        ({"p": np.inf, "q": 2.0, "v": np.nan}, "unusable parameters.*time unit"),
+        ({"p": 2.0, "q": 0.8, "v": 10.0}, "q = 0.800 <= 1.*penalizer"),
+    ],
+)
+def test_unusable_gamma_gamma_parameters_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    cdnow_summary: pd.DataFrame,
+    fitted: dict[str, float],
+    message: str,
 ) -> None:
     def nonsense(self: GammaGammaFitter, *args: object, **kwargs: object) -> GammaGammaFitter:
-        self.params_ = pd.Series({"p": np.inf, "q": 2.0, "v": np.nan})
+        self.params_ = pd.Series(fitted)
         return self
 
     monkeypatch.setattr(GammaGammaFitter, "fit", nonsense)
-    with pytest.raises(InsightOSError, match="unusable parameters.*time unit"):
-        ltv.fit_gamma_gamma(cdnow_summary)
-
-
-def test_gamma_gamma_q_at_most_1_is_refused(
-    monkeypatch: pytest.MonkeyPatch, cdnow_summary: pd.DataFrame
-) -> None:
-    def heavy(self: GammaGammaFitter, *args: object, **kwargs: object) -> GammaGammaFitter:
-        self.params_ = pd.Series({"p": 2.0, "q": 0.8, "v": 10.0})
-        return self
-
-    monkeypatch.setattr(GammaGammaFitter, "fit", heavy)
-    with pytest.raises(InsightOSError, match="q = 0.800"):
+    with pytest.raises(InsightOSError, match=message):
         ltv.fit_gamma_gamma(cdnow_summary)
 
 

@@ -591,6 +591,27 @@ def _standard_errors(fitter: Any) -> dict[str, float]:
         return {}
 
 
+def _fit_lifetimes(
+    class_name: str, model: str, penalizer: float, columns: list[np.ndarray], weights: np.ndarray
+) -> pd.Series:
+    """Fit a lifetimes model on weighted rows; its parameters, standard errors in ``attrs``.
+
+    A failed fit becomes an ``InsightOSError`` carrying scipy's message and the hint.
+    """
+    with _quiet_lifetimes() as captured:
+        import lifetimes
+
+        fitter = getattr(lifetimes, class_name)(penalizer_coef=penalizer)
+        try:
+            fitter.fit(*columns, weights=weights)
+        except Exception as error:
+            detail = _scipy_message(captured) if captured.getvalue() else str(error).strip()
+            raise InsightOSError(f"{model} fit did not converge ({detail}). {FIT_HINT}") from error
+    params = fitter.params_.copy()
+    params.attrs["standard_errors"] = _standard_errors(fitter)
+    return params
+
+
 def fit_bgnbd(summary: pd.DataFrame, penalizer: float = 0.0) -> BgNbdFit:
     """Fit BG/NBD with lifetimes on the distinct (frequency, recency, T) rows, weighted by count.
 
@@ -609,16 +630,8 @@ def fit_bgnbd(summary: pd.DataFrame, penalizer: float = 0.0) -> BgNbdFit:
             "choose a later calibration end"
         )
     (ux, ut, uT), _, counts = _unique_rows(x, t_x, age)
-    with _quiet_lifetimes() as captured:
-        from lifetimes import BetaGeoFitter
-
-        fitter = BetaGeoFitter(penalizer_coef=penalizer)
-        try:
-            fitter.fit(ux, ut, uT, weights=counts)
-        except Exception as error:
-            detail = _scipy_message(captured) if captured.getvalue() else str(error).strip()
-            raise InsightOSError(f"BG/NBD fit did not converge ({detail}). {FIT_HINT}") from error
-    values = _checked_params(("r", "alpha", "a", "b"), fitter.params_, "BG/NBD")
+    fitted = _fit_lifetimes("BetaGeoFitter", "BG/NBD", penalizer, [ux, ut, uT], counts)
+    values = _checked_params(("r", "alpha", "a", "b"), fitted, "BG/NBD")
     params = BgNbdParams(**values)
     log_likelihood = float(counts @ bgnbd_log_likelihood(params, ux, ut, uT))
     if not math.isfinite(log_likelihood):
@@ -628,7 +641,7 @@ def fit_bgnbd(summary: pd.DataFrame, penalizer: float = 0.0) -> BgNbdFit:
         log_likelihood=log_likelihood,
         n_customers=len(summary),
         n_fit_rows=len(ux),
-        standard_errors=_standard_errors(fitter),
+        standard_errors=fitted.attrs["standard_errors"],
         penalizer=penalizer,
     )
     if fit.a_plus_b_below_1:
@@ -671,18 +684,8 @@ def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0) -> GammaGamma
     (ux, um), _, counts = _unique_rows(
         repeaters["frequency"].to_numpy(float), repeaters["monetary_value"].to_numpy(float)
     )
-    with _quiet_lifetimes() as captured:
-        from lifetimes import GammaGammaFitter
-
-        fitter = GammaGammaFitter(penalizer_coef=penalizer)
-        try:
-            fitter.fit(ux, um, weights=counts)
-        except Exception as error:
-            detail = _scipy_message(captured) if captured.getvalue() else str(error).strip()
-            raise InsightOSError(
-                f"Gamma-Gamma fit did not converge ({detail}). {FIT_HINT}"
-            ) from error
-    values = _checked_params(("p", "q", "v"), fitter.params_, "Gamma-Gamma")
+    fitted = _fit_lifetimes("GammaGammaFitter", "Gamma-Gamma", penalizer, [ux, um], counts)
+    values = _checked_params(("p", "q", "v"), fitted, "Gamma-Gamma")
     if values["q"] <= 1:
         raise InsightOSError(
             f"Gamma-Gamma fit gave q = {values['q']:.3f} <= 1, so the population mean spend "
@@ -693,7 +696,7 @@ def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0) -> GammaGamma
         n_repeat_customers=len(repeaters),
         n_fit_rows=len(ux),
         frequency_monetary_correlation=correlation,
-        standard_errors=_standard_errors(fitter),
+        standard_errors=fitted.attrs["standard_errors"],
         penalizer=penalizer,
     )
     if not fit.independence_ok:
