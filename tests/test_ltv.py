@@ -660,7 +660,6 @@ def _synthetic_company_available() -> bool:
     """The synthetic company needs the synth helper and ingest (both land from other branches)."""
     try:
         import insightos_utils.synth  # noqa: F401
-
         from insightos_utils.ingest import ingest  # noqa: F401
     except ImportError:
         return False
@@ -678,20 +677,28 @@ def processed_company(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def test_synthetic_company_reference_ratio_close_to_original(
-    request: pytest.FixtureRequest,
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """The original study found google_gestao_agil customers worth about 2.3× the others."""
-    if not _synthetic_company_available():
-        pytest.skip("the synthetic company needs insightos_utils.synth and ingest (not merged yet)")
-    from insightos_utils.ingest import read_processed
+    """The original study found google_gestao_agil customers worth about 2.3× the others.
 
-    data = read_processed(request.getfixturevalue("synthetic_processed"))
-    transactions, as_of = ltv.transactions_as_of(data.transactions, "")
-    analysis = ltv.analyse_ltv(transactions, ltv.calibration_end_for(as_of, 90), as_of, refit=True)
-    ratio = ltv.reference_ratio(analysis.customer_ltv, data.users, "google_gestao_agil", 2000, 42)
-    assert ratio is not None
-    assert ratio.ci_low < ratio.ratio < ratio.ci_high
-    assert 1.8 <= ratio.ratio <= 2.9, ratio
+    Runs `insightos ltv` on the default synthetic company's raw files, as the notebook does:
+    holdout check on the last 90 days, refit on everything, campaigns from users' marketing.
+    """
+    pytest.importorskip("insightos_utils.synth", reason="the synthetic company is not merged yet")
+    raw: Path = request.getfixturevalue("synthetic_raw")
+    as_of = ltv.read_transactions(raw / "transactions.csv")["occurred_at"].max()
+    out = tmp_path / "out"
+    argv = ["ltv", "--transactions", str(raw / "transactions.csv"), "--out", str(out)]
+    argv += ["--calibration-end", ltv.calibration_end_for(as_of, 90).isoformat()]
+    argv += ["--observation-end", as_of.isoformat(), "--refit", "--users", str(raw / "users.csv")]
+    argv += ["--campaign-spend", str(raw / "campaign_spend.csv")]
+    assert cli.main(argv) == 0
+    ratio = json.loads((out / "ltv_params.json").read_text())["reference_ratio"]
+    assert ratio["campaign"] == "google_gestao_agil" and ratio["bootstrap_samples"] == 2000
+    assert ratio["ci_low"] < ratio["ratio"] < ratio["ci_high"]
+    assert 1.8 <= ratio["ratio"] <= 2.9, ratio
+    campaigns = pd.read_csv(out / "campaign_ltv.csv").set_index("campaign")
+    assert campaigns["ltv_to_cac"].idxmax() == "google_gestao_agil"
 
 
 @pytest.mark.notebook
