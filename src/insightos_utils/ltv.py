@@ -1108,6 +1108,12 @@ def ltv_command(
             analysis.customer_ltv, users, reference_campaign, bootstrap_samples, seed
         )
         recommendation = next_dollar_recommendation(campaign_table, ratio, horizon_months)
+        if analysis.holdout is not None and not analysis.params["refit"]:
+            analysis.params["notes"].append(
+                "campaign CAC divides each campaign's total spend by the customers valued here "
+                f"(first purchase by {analysis.params['fitted_through']}), not those acquired in "
+                "the holdout: pass --refit to value every customer up to the observation end."
+            )
     write_ltv_outputs(out_dir, analysis, campaign_table, ratio, recommendation)
     return analysis
 
