@@ -534,6 +534,7 @@ def test_campaign_ltv_table() -> None:
     assert rows.loc[ltv.UNKNOWN_USER_CAMPAIGN, "customers"] == 1
     assert rows.loc["dead_campaign", "customers"] == 0
     assert rows.loc["dead_campaign", "cac"] == np.inf
+    assert rows.loc["dead_campaign", "ltv_to_cac"] == 0.0
     meta = rows.loc["meta_broad"]  # CAC 50 against about 40 of margin over the 12 months
     assert meta["ltv_to_cac"] < 1 and meta["payback_months"] == np.inf
     again = ltv.campaign_ltv(customer_ltv, users, spend, bootstrap_samples=500, seed=3)
@@ -566,6 +567,7 @@ def test_reference_ratio_and_recommendation() -> None:
     assert f"${google['ltv_mean']:,.2f}" in text and f"{google['ltv_to_cac']:.1f}" in text
     assert f"{ratio.ratio:.1f}× the others" in text
     assert "do not recover their CAC within 12 months: meta_broad" in text
+    assert "Spend that acquired no customer: dead_campaign ($500.00)" in text
 
     no_spend = ltv.next_dollar_recommendation(table.assign(cac=np.nan), None)
     assert "No campaign has recorded spend" in no_spend

@@ -1283,7 +1283,8 @@ def campaign_ltv(
                 "ltv_ci_high": high,
                 "spend": campaign_spent,
                 "cac": cac,
-                "ltv_to_cac": mean / cac if n else (0.0 if math.isfinite(cac) else float("nan")),
+                # spend that acquired nobody returned nothing per dollar
+                "ltv_to_cac": mean / cac if n else (0.0 if campaign_spent > 0 else float("nan")),
                 "ltv_to_cac_ci_low": low / cac,
                 "ltv_to_cac_ci_high": high / cac,
                 "payback_months": _payback_months(cumulative, cac) if n else float("nan"),
@@ -1414,6 +1415,13 @@ def next_dollar_recommendation(
                 f"Campaigns that do not recover their CAC within {horizon_months} months: "
                 f"{', '.join(losing)}."
             )
+    wasted = campaign_table[(campaign_table["customers"] == 0) & (campaign_table["spend"] > 0)]
+    if not wasted.empty:
+        sentences.append(
+            "Spend that acquired no customer: "
+            + ", ".join(f"{r.campaign} ({_money(r.spend)})" for r in wasted.itertuples())
+            + "."
+        )
     if ratio is not None:
         clear = ratio.ci_low > 1 or ratio.ci_high < 1
         sentences.append(
