@@ -1385,7 +1385,7 @@ def next_dollar_recommendation(
             sentences.append(
                 f"No paid campaign recovers its acquisition cost within {horizon_months} months: "
                 f"the best, {best['campaign']}, returns {best['ltv_to_cac']:.2f} dollars of "
-                f"margin per dollar of CAC ({_money(best['ltv_mean'])} LTV against "
+                f"LTV per dollar of CAC ({_money(best['ltv_mean'])} LTV against "
                 f"{_money(best['cac'])} CAC). Hold spend until CAC falls or value rises."
             )
         else:

@@ -128,7 +128,7 @@ def ltv_to_cac_bars(campaign_table: pd.DataFrame, horizon_months: int = 12) -> F
     best = paid.iloc[-1]
     ax.set_xlabel(f"{horizon_months}-month LTV / CAC (95% CI)")
     ax.set_title(
-        f"{best['campaign']} returns {best['ltv_to_cac']:.1f} dollars of margin per dollar of CAC"
+        f"{best['campaign']} returns {best['ltv_to_cac']:.1f} dollars of LTV per dollar of CAC"
     )
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
