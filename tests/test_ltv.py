@@ -434,7 +434,8 @@ def test_correlated_frequency_and_spend_is_flagged() -> None:
             "monetary_value": 10 + 3 * frequency + rng.gamma(2, 2, 400),
         }
     )
-    fit = ltv.fit_gamma_gamma(summary)
+    with pytest.warns(UserWarning, match="correlated"):
+        fit = ltv.fit_gamma_gamma(summary)
     assert fit.frequency_monetary_correlation > 0.3
     assert not fit.independence_ok
     assert any("correlated" in note for note in fit.notes)

@@ -705,6 +705,7 @@ def fit_gamma_gamma(summary: pd.DataFrame, penalizer: float = 0.0) -> GammaGamma
             f"{INDEPENDENCE_WARN_CORRELATION}): Gamma-Gamma assumes independence, so its "
             "expected values are biased for the most and least frequent buyers."
         )
+        warnings.warn(fit.notes[-1], UserWarning, stacklevel=2)
     return fit
 
 
