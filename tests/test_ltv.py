@@ -729,3 +729,16 @@ def test_04_ltv_notebook_runs_headlessly(
     text = executed.read_text()
     assert text.count("image/png") >= 4  # holdout, independence, LTV and LTV/CAC charts
     assert "where to put the next dollar" in text.lower()
+
+
+def test_analysis_without_holdout_values_customers_at_calibration_end() -> None:
+    transactions = ltv.simulate_transactions(
+        1500, WORLD_BGNBD, WORLD_GAMMA_GAMMA, end="2025-06-30", seed=11
+    )
+    analysis = ltv.analyse_ltv(transactions, "2025-06-30T23:59:59", refit=True, time_unit="M")
+    assert analysis.holdout is None and analysis.params["holdout"] is None
+    assert analysis.params["refit"] is False and analysis.params["validation"] is None
+    assert analysis.params["month_convention"].startswith("a month is 30.4375 days (1 M)")
+    assert len(analysis.customer_ltv) == transactions["user_id"].nunique()
+    margins = analysis.customer_ltv[[ltv.margin_column(m) for m in range(1, 13)]].sum(axis=1)
+    assert (analysis.customer_ltv["ltv"] < margins).all()  # discounting lowers every value
