@@ -78,11 +78,24 @@ def _ingest_parser(sub: argparse._SubParsersAction) -> None:
 def _ingest(args: argparse.Namespace) -> int:
     from insightos_utils.ingest import ingest
 
-    ingest(
+    report = ingest(
         args.out,
         raw_dir=args.raw,
         source_url=args.source,
         max_reject_share=args.max_reject_share,
+    )
+    for name, entry in report["tables"].items():
+        if not entry["present"]:
+            print(f"insightos ingest: {name}: absent (optional)", file=sys.stderr)
+            continue
+        rejected = f", {entry['rejected_rows']} rejected" if entry["rejected_rows"] else ""
+        print(
+            f"insightos ingest: {name}: {entry['rows_written']} rows written "
+            f"({entry['rows_read']} read, {entry['duplicates']} duplicates{rejected})",
+            file=sys.stderr,
+        )
+    print(
+        f"insightos ingest: Parquet and {args.out / 'ingest_report.json'} written", file=sys.stderr
     )
     return 0
 
