@@ -40,7 +40,13 @@ import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
 from tqdm import tqdm
 
-from insightos_utils.contract import NO_CAMPAIGN, parse_timestamp
+from insightos_utils.contract import (
+    NO_CAMPAIGN,
+    marketing_fields,
+    parse_numbers,
+    parse_timestamp,
+    parse_timestamps,
+)
 from insightos_utils.errors import InputError, InsightOSError
 
 UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}
@@ -127,16 +133,12 @@ def _bad_rows_message(source: str, column: str, rule: str, bad: np.ndarray, csv:
 
 def _naive_utc(values: pd.Series, source: str, column: str, csv: bool) -> pd.Series:
     """A timestamp column as timezone-naive UTC; unparseable values are an InputError."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None)
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        return values
-    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    parsed = parse_timestamps(values)
     bad = parsed.isna().to_numpy()
     if bad.any():
         rule = "must hold ISO 8601 timestamps"
         raise InputError(_bad_rows_message(source, column, rule, bad, csv))
-    return parsed.dt.tz_localize(None)
+    return parsed
 
 
 def check_transactions(
@@ -161,12 +163,12 @@ def check_transactions(
         raise InputError(_bad_rows_message(source, "user_id", "must not be empty", empty, csv))
     typed["user_id"] = user_id.astype(str)
     typed["occurred_at"] = _naive_utc(typed["occurred_at"], source, "occurred_at", csv)
-    amount = pd.to_numeric(typed["amount"], errors="coerce")
-    bad_amount = ~(np.isfinite(amount.to_numpy(float)) & (amount.to_numpy(float) > 0))
+    amount = parse_numbers(typed["amount"])
+    bad_amount = ~(amount.to_numpy() > 0)  # NaN (empty or not a number) fails too
     if bad_amount.any():
         rule = "must be a number > 0"
         raise InputError(_bad_rows_message(source, "amount", rule, bad_amount, csv))
-    typed["amount"] = amount.astype(float)
+    typed["amount"] = amount
     repeated = typed["transaction_id"].duplicated(keep="first").to_numpy()
     if repeated.any():
         rule = "must be unique (a transaction_id is repeated)"
@@ -1136,19 +1138,6 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, bool]:
     return table, csv
 
 
-def _campaign_from_marketing(marketing: pd.Series) -> pd.Series:
-    def campaign(text: Any) -> str:
-        if not isinstance(text, str) or not text.strip():
-            return NO_CAMPAIGN
-        try:
-            value = json.loads(text).get("utm_campaign")
-        except (ValueError, AttributeError):
-            return NO_CAMPAIGN
-        return str(value) if value else NO_CAMPAIGN
-
-    return marketing.map(campaign)
-
-
 def read_users_campaigns(path: str | Path) -> pd.DataFrame:
     """user_id and campaign from a users file (processed ``campaign`` or raw ``marketing`` JSON)."""
     table, _ = _read_table(path)
@@ -1157,7 +1146,7 @@ def read_users_campaigns(path: str | Path) -> pd.DataFrame:
     if "campaign" in table.columns:
         campaign = table["campaign"].replace("", NO_CAMPAIGN).fillna(NO_CAMPAIGN)
     elif "marketing" in table.columns:
-        campaign = _campaign_from_marketing(table["marketing"])
+        campaign = marketing_fields(table["marketing"])["campaign"]
     else:
         raise InputError(f"{path}: needs a 'campaign' or a 'marketing' column")
     return pd.DataFrame({"user_id": table["user_id"].astype(str), "campaign": campaign.astype(str)})
@@ -1169,11 +1158,11 @@ def read_campaign_spend(path: str | Path) -> pd.DataFrame:
     missing = [c for c in ("campaign", "spend") if c not in table.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    spend = pd.to_numeric(table["spend"], errors="coerce")
-    bad = ~(np.isfinite(spend.to_numpy(float)) & (spend.to_numpy(float) >= 0))
+    spend = parse_numbers(table["spend"])
+    bad = ~(spend.to_numpy() >= 0)
     if bad.any():
         raise InputError(_bad_rows_message(str(path), "spend", "must be a number >= 0", bad, csv))
-    return pd.DataFrame({"campaign": table["campaign"].astype(str), "spend": spend.astype(float)})
+    return pd.DataFrame({"campaign": table["campaign"].astype(str), "spend": spend})
 
 
 def customer_campaigns(customer_ltv: pd.DataFrame, users: pd.DataFrame) -> pd.Series:
@@ -1498,7 +1487,8 @@ def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendati
     parts.append(
         f"Frequency and spend per purchase correlate at r = {correlation:.2f}"
         + (
-            ", low enough for the Gamma-Gamma model."
+            f", below the {INDEPENDENCE_WARN_CORRELATION} level at which Gamma-Gamma's "
+            "independence assumption becomes doubtful."
             if analysis.gamma_gamma.independence_ok
             else ", above 0.3: Gamma-Gamma's independence assumption is strained, read the "
             "value per purchase with care."
