@@ -383,3 +383,13 @@ def test_categorical_and_string_ids_give_the_same_table() -> None:
         build_feature_table(users, encoded, spec, None),
         build_feature_table(users, events, spec, None),
     )
+
+
+def test_key_events_can_be_named_and_must_exist() -> None:
+    users = make_users([(f"u{i}", "2024-01-01", "lost", None, "x") for i in range(2)])
+    events = make_events([("u0", "open", "2024-01-01 02:00"), ("u1", "open", "2024-01-02")])
+    spec = fit_feature_spec(users, events, AS_OF, min_event_users=1, key_events=["open"])
+    table = build_feature_table(users, events, spec, AS_OF)
+    assert table["hours_to_first_open"].tolist() == [2.0, 24.0]
+    with pytest.raises(InputError, match="missing_event"):
+        fit_feature_spec(users, events, AS_OF, min_event_users=1, key_events=["missing_event"])

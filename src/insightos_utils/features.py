@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,16 +302,17 @@ def fit_feature_spec(
     as_of: str | pd.Timestamp | None,
     window_days: int = 14,
     min_event_users: int = 50,
+    key_events: Sequence[str] | None = None,
     n_key_events: int = 2,
-    ubiquitous_share: float = 0.9,
 ) -> FeatureSpec:
     """Learn the event vocabulary from the data as it stood at ``as_of``.
 
     Excluded: names whose every occurrence (before as-of) is at or after the user's conversion.
     Grouped into ``events_other``: names that fewer than ``min_event_users`` users did inside
-    their window. Key events (``hours_to_first_<slug>``): the ``n_key_events`` names most users
-    reach in their window, among those fewer than ``ubiquitous_share`` of users reach (a name
-    everyone does at signup says nothing about when a user gets going). The target is never used.
+    their window. Key events (``hours_to_first_<slug>``): the names given, or else the
+    ``n_key_events`` names whose share of users reaching them in the window is closest to one
+    half (between 10% and 90%): what nearly everyone or nearly no one does says little through
+    its timing. The target is never used, so the spec cannot leak the holdout's outcomes.
     """
     as_of = resolve_as_of(users, events, as_of)
     prep = _prepare(users, events, as_of, window_days)
@@ -348,13 +349,22 @@ def fit_feature_spec(
     event_columns = dict(sorted(event_columns.items()))
 
     n_users = max(len(prep.users), 1)
-    milestones = [
-        code for code in np.flatnonzero(own_column) if coverage[code] < ubiquitous_share * n_users
-    ]
-    milestones.sort(key=lambda c: (-coverage[c], str(prep.names[c])))
+    if key_events is not None:
+        unknown = [name for name in key_events if name not in slug_of]
+        if unknown:
+            raise InputError(
+                f"key events {unknown} are not frequent pre-conversion event names in the data; "
+                f"choose among {sorted(slug_of)}"
+            )
+        milestones = [code for code in np.flatnonzero(own_column) if prep.names[code] in key_events]
+        milestones.sort(key=lambda c: list(key_events).index(str(prep.names[c])))
+    else:
+        share = coverage / n_users
+        milestones = [c for c in np.flatnonzero(own_column) if 0.1 <= share[c] <= 0.9]
+        milestones.sort(key=lambda c: (abs(share[c] - 0.5), str(prep.names[c])))
     key_events = {
         f"{KEY_EVENT_PREFIX}{slug_of[str(prep.names[c])]}": str(prep.names[c])
-        for c in milestones[: int(n_key_events)]
+        for c in (milestones if key_events is not None else milestones[: int(n_key_events)])
     }
 
     event_feature_columns = sorted(set(slug_of.values()))
