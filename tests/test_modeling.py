@@ -349,3 +349,19 @@ def test_lead_scoring_notebook_runs_on_a_company_with_other_event_names(
     executed = json.loads((run_dir / "03_lead_scoring.ipynb").read_text())
     text = json.dumps(executed["cells"][-1]["outputs"])
     assert "Champion" in text
+
+
+def test_feature_inputs_reuse_what_02_eda_wrote(synthetic_lead_models, tmp_path: Path) -> None:
+    data, as_of = synthetic_lead_models["data"], synthetic_lead_models["as_of"]
+    decided = synthetic_lead_models["inputs"]
+    assert decided.source.startswith("decided here")
+    decided.spec.to_json(tmp_path / "feature_spec.json")
+    decisions = type(decided.decisions)(**{**vars(decided.decisions), "dropped_for_linear": {}})
+    decisions.to_json(tmp_path / "feature_decisions.json")
+    reused = modeling.feature_inputs(data.users, data.events, as_of, tmp_path)
+    assert reused.source.startswith("read from")
+    assert reused.decisions.dropped_for_linear == {}  # the file's decision, not a new one
+    assert reused.spec == decided.spec
+    pd.testing.assert_frame_equal(reused.feature_table, decided.feature_table)
+    with pytest.raises(InputError, match="window_days 14 differs"):
+        modeling.feature_inputs(data.users, data.events, as_of, tmp_path, window_days=7)

@@ -27,9 +27,9 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from insightos_utils.features import KEY_EVENT_PREFIX, OTHER_COLUMN
+
 EVENT_PREFIX = "events_"
-KEY_EVENT_PREFIX = "hours_to_first_"  # features.KEY_EVENT_PREFIX
-OTHER_EVENTS = "events_other"  # features.OTHER_COLUMN
 # Behavioural columns of the feature table (features.BEHAVIOURAL_COLUMNS), phrased in words.
 BEHAVIOUR_PHRASES = {
     "days_active": "active on {value} of the first {window} days",
@@ -184,7 +184,7 @@ def humanise(name: str) -> str:
 
 def feature_label(feature: str) -> str:
     """A short chart label for a feature: ``events_task_created`` → ``task created (count)``."""
-    if feature == OTHER_EVENTS:
+    if feature == OTHER_COLUMN:
         return "other events (count)"
     if feature.startswith(EVENT_PREFIX):
         return f"{humanise(feature[len(EVENT_PREFIX) :])} (count)"
@@ -212,7 +212,7 @@ def describe_value(feature: str, value: object, window_days: int, categorical: b
     window = f"in the first {window_days} days"
     if feature.startswith(EVENT_PREFIX):
         event = (
-            "other events" if feature == OTHER_EVENTS else humanise(feature[len(EVENT_PREFIX) :])
+            "other events" if feature == OTHER_COLUMN else humanise(feature[len(EVENT_PREFIX) :])
         )
         if np.isnan(number) or number == 0:
             return f"no {event} {window}"

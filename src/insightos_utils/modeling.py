@@ -18,13 +18,10 @@ from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgbo
 import hashlib
 import json
 import math
-import os
 import platform
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from importlib import metadata
 from pathlib import Path
@@ -44,9 +41,10 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from tqdm import tqdm
 from xgboost import XGBClassifier
 
+from insightos_utils import eda, features
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.features import TARGET, atomic_write, atomic_write_text
 
-TARGET = "target_converted"  # features.TARGET; repeated so this module imports without features
 LOGREG = "v1_logreg"
 XGBOOST = "v2_xgboost"
 MODEL_NAMES: tuple[str, ...] = (LOGREG, XGBOOST)
@@ -83,30 +81,9 @@ DATA_HASH_RULE = (
 # --- small shared helpers ------------------------------------------------------------------------
 
 
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; rename it to ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        yield tmp
-        tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_json(document: Mapping[str, Any], path: str | Path) -> Path:
     """Write ``document`` as indented JSON, atomically."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
-    return Path(path)
+    return atomic_write_text(path, json.dumps(document, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -728,7 +705,9 @@ def _calibrate_champion(
     return report, calibrated
 
 
-def model_features(decisions: Any, spec: Any) -> dict[str, list[str]]:
+def model_features(
+    decisions: eda.FeatureDecisions, spec: features.FeatureSpec
+) -> dict[str, list[str]]:
     """Each model's feature list from the EDA decisions (linear drops collinear features)."""
     return {name: list(decisions.features_for(MODEL_FAMILY[name], spec)) for name in MODEL_NAMES}
 
@@ -834,9 +813,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> Path:
     """Write the bundle with joblib, atomically."""
     import joblib
 
-    with atomic_output(path) as tmp:
-        joblib.dump(bundle, tmp, compress=3)
-    return Path(path)
+    return atomic_write(path, lambda tmp: joblib.dump(bundle, tmp, compress=3))
 
 
 def save_models(
@@ -1061,8 +1038,6 @@ def backtest(
     trains both models and picks the champion with the same procedure, scores the leads open at
     that date and reports how many converted by ``as_of``, per grade and top decile vs the rest.
     """
-    from insightos_utils import eda, features
-
     as_of = pd.Timestamp(as_of)
     then = as_of - pd.Timedelta(days=lookback_days)
     spec = features.fit_feature_spec(users, events, then, window_days, min_event_users)
@@ -1141,8 +1116,8 @@ def metrics_table(result: TrainingResult) -> pd.DataFrame:
 class FeatureInputs:
     """The feature spec, the EDA decisions and the feature table modelling uses."""
 
-    spec: Any  # features.FeatureSpec
-    decisions: Any  # eda.FeatureDecisions
+    spec: features.FeatureSpec
+    decisions: eda.FeatureDecisions
     feature_table: pd.DataFrame
     source: str  # where spec and decisions came from
 
@@ -1161,8 +1136,6 @@ def feature_inputs(
 ) -> FeatureInputs:
     """Reuse ``feature_spec.json`` and ``feature_decisions.json`` that 02_eda wrote into
     ``run_dir``; when they are absent, decide them here with the same package functions."""
-    from insightos_utils import eda, features
-
     spec_path = Path(run_dir) / "feature_spec.json" if run_dir else None
     decisions_path = Path(run_dir) / "feature_decisions.json" if run_dir else None
     if spec_path and decisions_path and spec_path.exists() and decisions_path.exists():

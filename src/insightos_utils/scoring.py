@@ -8,21 +8,22 @@ the lead signed up less than one feature window ago, so its events are still bei
 
 from __future__ import annotations
 
+from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgboost load)
+
+# isort: split
+
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from insightos_utils import features
 from insightos_utils.errors import InsightOSError
 from insightos_utils.explain import explain_leads
-from insightos_utils.modeling import (
-    ModelBundle,
-    assign_grades,
-    atomic_output,
-    load_bundle,
-    utc_now,
-)
+from insightos_utils.features import atomic_write
+from insightos_utils.ingest import ingest, read_processed
+from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle, utc_now
 
 SCORED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -109,9 +110,7 @@ def write_scored_leads(scored: pd.DataFrame, path: str | Path) -> Path:
     absent = [c for c in SCORED_COLUMNS if c not in scored.columns]
     if absent:
         raise ValueError(f"scored leads lack contract columns {absent}")
-    with atomic_output(path) as tmp:
-        scored[columns].to_csv(tmp, index=False)
-    return Path(path)
+    return atomic_write(path, lambda tmp: scored[columns].to_csv(tmp, index=False))
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -214,10 +213,6 @@ def score_command(
     """``insightos score``: ingest the raw source, rebuild features with the bundle's spec at
     as-of, score the open leads, write the CSV (and upsert into ``--db``)."""
     bundle = load_bundle(model_path)  # first: a wrong --model fails before any work
-
-    from insightos_utils import features
-    from insightos_utils.ingest import ingest, read_processed
-
     with tempfile.TemporaryDirectory(prefix="insightos-score-") as processed_dir:
         ingest(processed_dir, raw_dir=raw_dir, source_url=source_url)
         processed = read_processed(processed_dir)
