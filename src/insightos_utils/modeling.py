@@ -118,7 +118,7 @@ def data_hash(users: pd.DataFrame, events: pd.DataFrame) -> str:
             if pd.api.types.is_datetime64_any_dtype(values):
                 normal[column] = values.astype("datetime64[us]").astype("int64")
             else:
-                normal[column] = values.astype(object).where(values.notna(), "").astype(str)
+                normal[column] = values.astype("str").fillna("")
         if key in normal.columns:
             normal = normal.sort_values(key, kind="mergesort")
         digest.update(",".join(present).encode())
