@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from insightos_utils import modeling
+from insightos_utils import modeling, scoring
 from insightos_utils.errors import InputError, InsightOSError
 
 TOY_FEATURES = ["events_project_created", "events_page_view", "hours_to_first_event", "campaign"]
@@ -331,15 +331,7 @@ def test_lead_scoring_notebook_runs_on_a_company_with_other_event_names(
     projects_events = set(synth._profile("projects").event_names) - crm_events
     assert set(card["leakage_audit"]["excluded_post_conversion_events"]) <= crm_events
     scored = pd.read_csv(run_dir / "scored_leads.csv")
-    assert list(scored.columns[:7]) == [
-        "user_id",
-        "score",
-        "grade",
-        "rank",
-        "top_reasons",
-        "model_version",
-        "scored_at",
-    ]
+    assert list(scored.columns[:7]) == list(scoring.SCORED_COLUMNS)  # (checked in test_scoring)
     assert len(scored) == card["scored_leads"]["open_leads"] > 0
     reasons = " ".join(scored["top_reasons"])
     assert not any(name.replace("_", " ") in reasons for name in projects_events)

@@ -101,16 +101,23 @@ def test_write_is_atomic_and_keeps_the_old_file_on_failure(
     assert [p.name for p in tmp_path.iterdir()] == ["scored_leads.csv"]
 
 
-def _count(db_url: str) -> tuple[int, int]:
+def _query(db_url: str, *queries: str) -> list:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(db_url)
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT COUNT(*) FROM scored_leads")).scalar_one()
-        keys = connection.execute(
-            text("SELECT COUNT(*) FROM (SELECT DISTINCT user_id, scored_at FROM scored_leads) k")
-        ).scalar_one()
+        answers = [connection.execute(text(query)).scalar_one() for query in queries]
     engine.dispose()
+    return answers
+
+
+def _count(db_url: str) -> tuple[int, int]:
+    """Rows, and distinct (user_id, scored_at) keys, in table scored_leads."""
+    rows, keys = _query(
+        db_url,
+        "SELECT COUNT(*) FROM scored_leads",
+        "SELECT COUNT(*) FROM (SELECT DISTINCT user_id, scored_at FROM scored_leads) k",
+    )
     return rows, keys
 
 
@@ -121,13 +128,9 @@ def _upsert_twice(scored: pd.DataFrame, db_url: str) -> None:
     scoring.upsert_scored_leads(changed, db_url)
     rows, keys = _count(db_url)
     assert rows == keys == len(scored)  # the second write updated, it did not duplicate
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(db_url)
-    with engine.connect() as connection:
-        scores = connection.execute(text("SELECT DISTINCT score FROM scored_leads")).scalars()
-        assert list(scores) == [0.5]
-    engine.dispose()
+    assert _query(
+        db_url, "SELECT MIN(score) FROM scored_leads", "SELECT MAX(score) FROM scored_leads"
+    ) == [0.5, 0.5]
     later = scored.assign(scored_at="2026-01-02T12:00:00Z")  # a new run adds its own rows
     scoring.upsert_scored_leads(later, db_url)
     assert _count(db_url) == (2 * len(scored), 2 * len(scored))
@@ -202,8 +205,6 @@ def test_every_chart_is_a_titled_figure(
 def test_score_command_end_to_end_from_a_raw_folder(
     synthetic_lead_models, synthetic_raw: Path, tmp_path: Path
 ) -> None:
-    from sqlalchemy import create_engine, text
-
     from insightos_utils import features
 
     result = synthetic_lead_models["result"]
@@ -231,17 +232,14 @@ def test_score_command_end_to_end_from_a_raw_folder(
     bundle = modeling.load_bundle(paths["champion"])
     expected = bundle.predict(open_leads.loc[scored["user_id"]])
     assert np.allclose(scored["score"], expected, atol=1e-6)
-    engine = create_engine(db_url)
-    with engine.connect() as connection:
-        rows = connection.execute(text("SELECT COUNT(*) FROM scored_leads")).scalar_one()
-        users = connection.execute(
-            text("SELECT COUNT(DISTINCT user_id) FROM scored_leads")
-        ).scalar_one()
-        runs = connection.execute(text("SELECT COUNT(DISTINCT scored_at) FROM scored_leads"))
-        n_runs = runs.scalar_one()
-    engine.dispose()
+    rows, keys = _count(db_url)
+    users, n_runs = _query(
+        db_url,
+        "SELECT COUNT(DISTINCT user_id) FROM scored_leads",
+        "SELECT COUNT(DISTINCT scored_at) FROM scored_leads",
+    )
     assert users == len(scored)
-    assert rows == users * n_runs  # one row per lead and run, never a duplicate
+    assert rows == keys == users * n_runs  # one row per lead and run, never a duplicate
     # an earlier as-of scores the leads that were open then
     earlier = tmp_path / "earlier.csv"
     assert main([*arguments, "--out", str(earlier), "--as-of", "2026-03-01"]) == 0
