@@ -203,7 +203,7 @@ def test_every_chart_is_a_titled_figure(
 
 
 def test_score_command_end_to_end_from_a_raw_folder(
-    synthetic_lead_models, synthetic_raw: Path, tmp_path: Path
+    synthetic_lead_models, synthetic_raw: Path, tmp_path: Path, capsys
 ) -> None:
     from insightos_utils import features
 
@@ -224,6 +224,7 @@ def test_score_command_end_to_end_from_a_raw_folder(
     for _ in range(2):
         assert main([*arguments, "--out", str(out), "--db", db_url]) == 0
     scored = pd.read_csv(out)
+    assert f"{len(scored):,} open leads scored (A " in capsys.readouterr().err
     open_leads = features.open_leads(inputs.feature_table)
     assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete"]
     assert set(scored["user_id"]) == set(open_leads.index)

@@ -153,9 +153,9 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from insightos_utils.scoring import score_command
+    from insightos_utils.scoring import score_command, scoring_summary
 
-    score_command(
+    scored = score_command(
         model_path=args.model,
         out_path=args.out,
         raw_dir=args.raw,
@@ -163,6 +163,7 @@ def _score(args: argparse.Namespace) -> int:
         as_of=args.as_of,
         db_url=args.db,
     )
+    print(f"insightos score: {scoring_summary(scored, args.out, args.db)}", file=sys.stderr)
     return 0
 
 

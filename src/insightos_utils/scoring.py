@@ -43,6 +43,7 @@ __all__ = [
     "load_bundle",
     "score_command",
     "score_leads",
+    "scoring_summary",
     "upsert_scored_leads",
     "write_scored_leads",
 ]
@@ -111,6 +112,15 @@ def write_scored_leads(scored: pd.DataFrame, path: str | Path) -> Path:
     if absent:
         raise ValueError(f"scored leads lack contract columns {absent}")
     return atomic_write(path, lambda tmp: scored[columns].to_csv(tmp, index=False))
+
+
+def scoring_summary(scored: pd.DataFrame, out_path: str | Path, db_url: str | None = None) -> str:
+    """One line for logs: how many leads, per grade, with which model, written where."""
+    grades = scored["grade"].value_counts().reindex(list("ABCD"), fill_value=0)
+    per_grade = ", ".join(f"{grade} {count:,}" for grade, count in grades.items())
+    version = scored["model_version"].iloc[0] if len(scored) else "no leads"
+    where = f"{out_path}" + (f" and table {DB_TABLE}" if db_url else "")
+    return f"{len(scored):,} open leads scored ({per_grade}) with {version} into {where}"
 
 
 # --- database ------------------------------------------------------------------------------------
