@@ -248,8 +248,7 @@ def _phrases_for(
         labels = [describe_value(feature, v, window_days, True) for v in uniques]
     else:
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        rounded = np.where(np.abs(numbers) >= 10, np.round(numbers), np.round(numbers, 1))
-        uniques, codes = np.unique(rounded, return_inverse=True)
+        uniques, codes = np.unique(np.round(numbers, 1), return_inverse=True)
         labels = [describe_value(feature, v, window_days, False) for v in uniques]
     table = np.array(
         [[f"{label} ({LOWERS})", f"{label} ({RAISES})"] for label in labels], dtype=object
