@@ -293,7 +293,7 @@ def findings_markdown(
     lines = [
         f"- **Class balance:** {balance['converted']:,} of the {balance['n']:,} users whose outcome "
         f"is known at as-of converted ({balance['rate']:.1%}); "
-        f"{balance['converted'] / balance['all_users']:.1%} of all {balance['all_users']:,} users. "
+        f"{balance['all_rate']:.1%} of all {balance['all_users']:,} users at as-of. "
         "Imbalanced: modelling weighs the classes.",
         f"- **Campaigns:** `{conversion.index[0]}` converts best, {best['rate']:.1%} "
         f"(95% CI {best['ci_low']:.1%}–{best['ci_high']:.1%}, n = {int(best['n']):,}) against "
