@@ -155,7 +155,11 @@ def single_feature_auc(
 
 @dataclass
 class FeatureDecisions:
-    """Which features modelling keeps, and why; written by 02_eda, read by 03_lead_scoring."""
+    """Which features modelling keeps, and why; written by 02_eda, read by 03_lead_scoring.
+
+    ``single_feature_auc`` holds max(AUC, 1 - AUC) per numeric feature; ``vif_before`` /
+    ``vif_after`` the VIFs before and after the linear drops (None where undefined).
+    """
 
     leaky_features: dict[str, str] = field(default_factory=dict)
     excluded_events: dict[str, str] = field(default_factory=dict)
@@ -315,7 +319,7 @@ def findings_markdown(
         lines.append(
             "- **Dropped for the linear model:** "
             + "; ".join(f"`{c}` ({reason})" for c, reason in correlated.items())
-            + ". Tree models keep them."
+            + ". Tree models keep every feature that is not leaky."
         )
     if decisions.high_vif:
         lines.append(
