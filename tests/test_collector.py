@@ -515,3 +515,81 @@ def test_serve_without_write_keys_exits_2(monkeypatch, capsys) -> None:
     monkeypatch.setenv("INSIGHTOS_WRITE_KEYS", "a,b")
     monkeypatch.setenv("INSIGHTOS_SERVER_KEY", "b")
     assert main(["serve", "--port", "1"]) == 2
+
+
+def test_store_keeps_instants_in_utc(db_url: str) -> None:
+    store = EventStore(db_url)
+    store.create_schema()
+    instant = datetime(2026, 3, 1, 9, 15, 30, 250_000, tzinfo=UTC)
+    row = {
+        "event_id": "tz-1",
+        "user_id": "u1",
+        "event_name": "page_view",
+        "occurred_at": instant,
+        "properties": "{}",
+    }
+    assert store.insert_events([row]) == 1
+    with store.engine.connect() as connection:
+        stamp = connection.execute(sa.text("SELECT occurred_at FROM events")).scalar_one()
+    store.dispose()
+    if isinstance(stamp, str):  # SQLite: text without a zone, which the contract reads as UTC
+        stamp = datetime.fromisoformat(stamp)
+    assert stamp.replace(tzinfo=None) == instant.replace(tzinfo=None)
+
+
+def test_a_failed_group_commit_fails_every_caller(tmp_path: Path, monkeypatch) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'collector.sqlite'}")
+    store.create_schema()
+
+    def broken(*_args, **_kwargs):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(store, "_insert_new", broken)
+    errors: list[Exception] = []
+
+    def insert(n: int) -> None:
+        row = {
+            "event_id": f"e{n}",
+            "user_id": "u",
+            "event_name": "x",
+            "occurred_at": datetime.now(UTC),
+            "properties": "{}",
+        }
+        try:
+            store.insert_events([row])
+        except sa.exc.OperationalError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=insert, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 5  # nobody is told "accepted" for rows that were not committed
+    monkeypatch.undo()
+    assert store.count_rows("events") == 0
+    store.dispose()
+
+
+def test_sqlite_wal_is_folded_into_the_file_on_dispose(tmp_path: Path) -> None:
+    path = tmp_path / "collector.sqlite"
+    store = EventStore(f"sqlite:///{path}")
+    store.create_schema()
+    rows = [
+        {
+            "event_id": f"e{i}",
+            "user_id": "u",
+            "event_name": "x",
+            "occurred_at": datetime.now(UTC),
+            "properties": "{}",
+        }
+        for i in range(300)
+    ]
+    assert store.insert_events(rows) == 300
+    wal = Path(f"{path}-wal")
+    assert wal.exists() and wal.stat().st_size > 0  # automatic checkpoints are off
+    store.dispose()
+    assert not wal.exists() or wal.stat().st_size == 0
+    reopened = EventStore(f"sqlite:///{path}")
+    assert reopened.count_rows("events") == 300
+    reopened.dispose()
