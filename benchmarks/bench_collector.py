@@ -23,10 +23,7 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,60 +39,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import record  # noqa: E402
 
+from insightos_utils.collector import CollectorProcess  # noqa: E402
+
 WRITE_KEY = "wk-bench"
 SERVER_KEY = "sk-bench"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Collector:
-    """``insightos serve`` on loopback in a subprocess that can be killed and restarted."""
-
-    def __init__(self, db_url: str, log: Path) -> None:
-        self.db_url, self.log = db_url, log
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> float:
-        started = time.monotonic()
-        env = {**os.environ, "INSIGHTOS_WRITE_KEYS": WRITE_KEY, "INSIGHTOS_SERVER_KEY": SERVER_KEY}
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "insightos_utils", "serve", "--host", "127.0.0.1"]
-                + ["--port", str(self.port), "--db", self.db_url],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        while time.monotonic() - started < 30:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"collector did not start:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
@@ -186,7 +134,7 @@ def run_client(
 
 
 def load_phase(
-    collector: Collector,
+    collector: CollectorProcess,
     clients: int,
     batch_size: int,
     duration_s: float,
@@ -202,7 +150,7 @@ def load_phase(
     threads = [
         threading.Thread(
             target=run_client,
-            args=(collector.base, f"{prefix}-c{n}", batch_size, stop_at, interval, stats[n]),
+            args=(collector.base_url, f"{prefix}-c{n}", batch_size, stop_at, interval, stats[n]),
         )
         for n in range(clients)
     ]
@@ -236,7 +184,9 @@ def load_phase(
     return figures, acked
 
 
-def kill_and_restart(collector: Collector, after_s: float = 3.0, down_s: float = 1.0) -> dict:
+def kill_and_restart(
+    collector: CollectorProcess, after_s: float = 3.0, down_s: float = 1.0
+) -> dict:
     time.sleep(after_s)
     collector.kill()
     time.sleep(down_s)
@@ -270,9 +220,9 @@ def check_storage(db_url: str, acked: list[str], stored_before: set[str]) -> dic
     }
 
 
-def hostile_phase(collector: Collector) -> dict:
+def hostile_phase(collector: CollectorProcess) -> dict:
     """Malformed and hostile payloads: each refused with the expected 4xx; service stays up."""
-    base, key = collector.base, {"X-Write-Key": WRITE_KEY}
+    base, key = collector.base_url, {"X-Write-Key": WRITE_KEY}
     now = datetime.now(UTC).isoformat()
 
     def event(**changes) -> dict:
@@ -354,7 +304,7 @@ def hostile_phase(collector: Collector) -> dict:
 
 
 def bench_backend(name: str, db_url: str, args: argparse.Namespace, work: Path) -> dict:
-    collector = Collector(db_url, work / f"{name}.log")
+    collector = CollectorProcess(db_url, work / f"{name}.log", [WRITE_KEY], SERVER_KEY)
     figures: dict = {"startup_s": round(collector.start(), 2)}
     try:
         # warm-up, not counted: the first requests compile statements and validators

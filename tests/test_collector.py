@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from insightos_utils.cli import main
-from insightos_utils.collector import create_app
+from insightos_utils.collector import CollectorProcess, create_app
 from insightos_utils.collector_store import EventStore
 
 WRITE_KEY = "wk-browser-test"
@@ -593,3 +593,29 @@ def test_sqlite_wal_is_folded_into_the_file_on_dispose(tmp_path: Path) -> None:
     reopened = EventStore(f"sqlite:///{path}")
     assert reopened.count_rows("events") == 300
     reopened.dispose()
+
+
+def test_insightos_serve_keeps_acknowledged_events_across_a_kill(tmp_path: Path) -> None:
+    """The real command in a child process: 202 means committed, even under SIGKILL."""
+    db = f"sqlite:///{tmp_path / 'served.sqlite'}"
+    service = CollectorProcess(db, tmp_path / "serve.log", [WRITE_KEY], SERVER_KEY)
+    service.start()
+    try:
+        batch = [event() for _ in range(50)]
+        answer = httpx.post(
+            f"{service.base_url}/v1/events",
+            json={"events": batch},
+            headers={"X-Write-Key": WRITE_KEY},
+        )
+        assert answer.status_code == 202
+        service.kill()  # no shutdown code runs
+        service.start()
+        replay = httpx.post(
+            f"{service.base_url}/v1/events",
+            json={"events": batch},
+            headers={"X-Write-Key": WRITE_KEY},
+        )
+        assert replay.json() == {"accepted": 0, "duplicates": 50}
+    finally:
+        service.stop()
+    assert stored(db, "SELECT count(*) FROM events") == [(50,)]

@@ -6,72 +6,20 @@ while the collector is down, and a pagehide beacon delivers what was pending."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
+
+from insightos_utils.collector import CollectorProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WRITE_KEY = "wk-browser-demo"
 SERVER_KEY = "sk-browser-demo"
 CAMPAIGN_QUERY = "utm_source=google&utm_medium=cpc&utm_campaign=google_gestao_agil"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Collector:
-    """``insightos serve`` in a subprocess, as an operator would run it."""
-
-    def __init__(self, db_url: str, port: int, log: Path) -> None:
-        self.db_url, self.port, self.log = db_url, port, log
-        self.base = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen | None = None
-        self.cors_origins = ""
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "INSIGHTOS_WRITE_KEYS": WRITE_KEY,
-            "INSIGHTOS_SERVER_KEY": SERVER_KEY,
-            "INSIGHTOS_CORS_ORIGINS": self.cors_origins,
-        }
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "insightos_utils", "serve", "--port", str(self.port)]
-                + ["--db", self.db_url],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"collector did not start:\n{self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
 
 
 SITE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>site</title></head><body>
@@ -108,13 +56,18 @@ def company_site(tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture(scope="module")
-def collector(company_site, tmp_path_factory) -> Iterator[Collector]:
+def collector(company_site, tmp_path_factory) -> Iterator[CollectorProcess]:
     """``insightos serve`` on SQLite whose CORS allow-list names the company's site."""
     origin, root = company_site
     folder = tmp_path_factory.mktemp("collector")
-    service = Collector(f"sqlite:///{folder / 'captured.sqlite'}", free_port(), folder / "log")
-    service.cors_origins = origin
-    (root / "app.html").write_text(SITE_PAGE % {"collector": service.base, "key": WRITE_KEY})
+    service = CollectorProcess(
+        f"sqlite:///{folder / 'captured.sqlite'}",
+        folder / "collector.log",
+        [WRITE_KEY],
+        SERVER_KEY,
+        cors_origins=[origin],
+    )
+    (root / "app.html").write_text(SITE_PAGE % {"collector": service.base_url, "key": WRITE_KEY})
     service.start()
     yield service
     service.kill()
@@ -149,10 +102,10 @@ def chromium(chromium_paths, tmp_path_factory):
 
 
 @pytest.fixture
-def browser(chromium, collector: Collector, company_site):
+def browser(chromium, collector: CollectorProcess, company_site):
     """The shared browser as a new visitor: no tracker state left on either origin."""
     chromium.get("about:blank")
-    for origin in (collector.base, company_site[0]):
+    for origin in (collector.base_url, company_site[0]):
         chromium.execute_cdp_cmd(
             "Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"}
         )
@@ -195,9 +148,11 @@ def pending(driver) -> int:
     return int(driver.execute_script("return window.insightos.pending();"))
 
 
-def test_signup_in_a_real_browser_lands_in_the_database(collector: Collector, browser) -> None:
+def test_signup_in_a_real_browser_lands_in_the_database(
+    collector: CollectorProcess, browser
+) -> None:
     account_id = "acme-team-42"
-    browser.get(f"{collector.base}/demo?{CAMPAIGN_QUERY}#key={WRITE_KEY}")
+    browser.get(f"{collector.base_url}/demo?{CAMPAIGN_QUERY}#key={WRITE_KEY}")
     sign_up(browser, account_id)
     wait_until(lambda: pending(browser) == 0, what="the tracker's queue to drain")
 
@@ -227,7 +182,7 @@ def test_signup_in_a_real_browser_lands_in_the_database(collector: Collector, br
 
 
 def test_queue_survives_a_reload_while_the_collector_is_down(
-    collector: Collector, company_site, browser
+    collector: CollectorProcess, company_site, browser
 ) -> None:
     # a returning user, identified from the company's own site (cross-origin: CORS preflight)
     browser.get(f"{company_site[0]}/app.html?{CAMPAIGN_QUERY}")
@@ -253,8 +208,8 @@ def test_queue_survives_a_reload_while_the_collector_is_down(
     assert no_anonymous_rows(collector.db_url)
 
 
-def test_pagehide_beacon_delivers_pending_events(collector: Collector, browser) -> None:
-    browser.get(f"{collector.base}/demo?{CAMPAIGN_QUERY}#key={WRITE_KEY}")
+def test_pagehide_beacon_delivers_pending_events(collector: CollectorProcess, browser) -> None:
+    browser.get(f"{collector.base_url}/demo?{CAMPAIGN_QUERY}#key={WRITE_KEY}")
     sign_up(browser, "beacon-team")
     wait_until(lambda: pending(browser) == 0, what="the first delivery")
     # batchSize 20 and a 2 s interval: this event is still queued when the page goes away
