@@ -619,3 +619,46 @@ def test_insightos_serve_keeps_acknowledged_events_across_a_kill(tmp_path: Path)
     finally:
         service.stop()
     assert stored(db, "SELECT count(*) FROM events") == [(50,)]
+
+
+def test_ingest_reads_what_the_collector_wrote(db_url: str, tmp_path: Path) -> None:
+    """Users, events and a conversion through the API; ingest --source finds no reject."""
+    from insightos_utils.ingest import read_processed
+
+    signup = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    with running(create_app(db_url, [WRITE_KEY], SERVER_KEY)) as base:
+        browser, backend = {"X-Write-Key": WRITE_KEY}, {"X-Write-Key": SERVER_KEY}
+        for n, campaign in enumerate(["google_gestao_agil", None]):
+            marketing = {"utm_source": "google", "utm_campaign": campaign} if campaign else {}
+            body = {
+                "user_id": f"lead-{n}",
+                "created_at": signup.isoformat(),
+                "marketing": marketing,
+            }
+            assert httpx.post(f"{base}/v1/identify", json=body, headers=browser).status_code == 200
+        batch = [
+            event(user_id=f"lead-{n % 2}", occurred_at=(signup + timedelta(hours=n)).isoformat())
+            for n in range(6)
+        ]
+        answer = httpx.post(f"{base}/v1/events", json={"events": batch}, headers=browser)
+        assert answer.status_code == 202
+        converted = {
+            "status": "converted",
+            "converted_at": (signup + timedelta(days=1)).isoformat(),
+        }
+        path = f"{base}/v1/users/lead-0/status"
+        assert httpx.post(path, json=converted, headers=backend).status_code == 200
+
+    out = tmp_path / "processed"
+    assert main(["ingest", "--source", db_url, "--out", str(out)]) == 0
+    report = json.loads((out / "ingest_report.json").read_text())
+    assert report["tables"]["users"]["rejected_rows"] == 0
+    assert report["tables"]["events"]["rejected_rows"] == 0
+    data = read_processed(out)
+    users = data.users.set_index("user_id")
+    assert users.loc["lead-0", "status"] == "converted"
+    assert users.loc["lead-0", "converted_at"] == signup.replace(tzinfo=None) + timedelta(days=1)
+    assert users.loc["lead-1", "created_at"] == signup.replace(tzinfo=None)
+    assert list(users["campaign"].sort_index()) == ["google_gestao_agil", "(none)"]
+    assert len(data.events) == 6
+    assert data.events["occurred_at"].min() == signup.replace(tzinfo=None)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from insightos_utils.cli import main
 from insightos_utils.collector import CollectorProcess
+from insightos_utils.ingest import read_processed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -149,7 +151,7 @@ def pending(driver) -> int:
 
 
 def test_signup_in_a_real_browser_lands_in_the_database(
-    collector: CollectorProcess, browser
+    collector: CollectorProcess, browser, tmp_path: Path
 ) -> None:
     account_id = "acme-team-42"
     browser.get(f"{collector.base_url}/demo?{CAMPAIGN_QUERY}#key={WRITE_KEY}")
@@ -179,6 +181,22 @@ def test_signup_in_a_real_browser_lands_in_the_database(
         "utm_medium": "cpc",
         "utm_campaign": "google_gestao_agil",
     }
+
+    # what the browser sent is what `insightos ingest --source` reads: no rejects at all
+    processed = tmp_path / "processed"
+    assert main(["ingest", "--source", collector.db_url, "--out", str(processed)]) == 0
+    report = json.loads((processed / "ingest_report.json").read_text())
+    for table in ("users", "events"):
+        assert report["tables"][table]["rejected_rows"] == 0, report["tables"][table]
+    data = read_processed(processed)
+    ingested = data.events[data.events["user_id"] == account_id]
+    assert sorted(ingested["event_name"]) == sorted(e["event_name"] for e in events)
+    lead = data.users.set_index("user_id").loc[account_id]
+    assert (lead["campaign"], lead["source"], lead["medium"]) == (
+        "google_gestao_agil",
+        "google",
+        "cpc",
+    )
 
 
 def test_queue_survives_a_reload_while_the_collector_is_down(
