@@ -180,6 +180,22 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--discount-rate", type=float, default=0.01, help="monthly (default 0.01)")
     p.add_argument("--margin", type=float, default=1.0, help="gross margin (default 1.0)")
     p.add_argument("--penalizer", type=float, default=0.0, help="L2 penalizer for both fits")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="after the holdout check, refit on everything up to --observation-end for the LTV",
+    )
+    p.add_argument("--users", type=Path, help="users file: also write campaign_ltv.csv")
+    p.add_argument("--campaign-spend", type=Path, help="campaign_spend file (CAC, LTV/CAC)")
+    p.add_argument(
+        "--bootstrap-samples", type=int, default=2000, help="for campaign intervals (2000)"
+    )
+    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42)")
+    p.add_argument(
+        "--reference-campaign",
+        default="google_gestao_agil",
+        help="campaign compared with all others (default google_gestao_agil)",
+    )
     p.set_defaults(handler=_ltv)
 
 
@@ -196,6 +212,12 @@ def _ltv(args: argparse.Namespace) -> int:
         monthly_discount_rate=args.discount_rate,
         gross_margin=args.margin,
         penalizer=args.penalizer,
+        refit=args.refit,
+        users_path=args.users,
+        campaign_spend_path=args.campaign_spend,
+        bootstrap_samples=args.bootstrap_samples,
+        seed=args.seed,
+        reference_campaign=args.reference_campaign,
     )
     return 0
 
