@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from insightos_utils.cli import main
 from insightos_utils.collector import CollectorProcess
+from insightos_utils.features import build_feature_table, fit_feature_spec
 from insightos_utils.ingest import read_processed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -197,6 +199,28 @@ def test_signup_in_a_real_browser_lands_in_the_database(
         "google",
         "cpc",
     )
+
+    # and the feature table describes this lead exactly as it would from the company's files
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    engine = sa.create_engine(collector.db_url)
+    for table in ("users", "events"):
+        pd.read_sql_query(sa.text(f"SELECT * FROM {table}"), engine).to_csv(
+            raw / f"{table}.csv", index=False
+        )
+    engine.dispose()
+    from_files = tmp_path / "processed_from_files"
+    assert main(["ingest", "--raw", str(raw), "--out", str(from_files)]) == 0
+    files = read_processed(from_files)
+    spec = fit_feature_spec(data.users, data.events, as_of=None, min_event_users=1)
+    assert fit_feature_spec(files.users, files.events, as_of=None, min_event_users=1) == spec
+    captured_row = build_feature_table(data.users, data.events, spec, as_of=None).loc[account_id]
+    file_row = build_feature_table(files.users, files.events, spec, as_of=None).loc[account_id]
+    pd.testing.assert_series_equal(captured_row, file_row)
+    # counted from signup on: the pre-signup page view and click are outside the window
+    assert captured_row["events_project_created"] == 1
+    assert captured_row["events_trial_signup"] == 1
+    assert captured_row["campaign"] == "google_gestao_agil"
 
 
 def test_queue_survives_a_reload_while_the_collector_is_down(
