@@ -43,7 +43,8 @@ from xgboost import XGBClassifier
 
 from insightos_utils import eda, features
 from insightos_utils.errors import InputError, InsightOSError
-from insightos_utils.features import TARGET, atomic_write, atomic_write_text
+from insightos_utils.features import TARGET
+from insightos_utils.io_utils import atomic_write, atomic_write_many, atomic_write_text
 
 LOGREG = "v1_logreg"
 XGBOOST = "v2_xgboost"
@@ -821,14 +822,20 @@ def save_models(
     models_dir: str | Path,
     **bundle_arguments: Any,
 ) -> dict[str, Path]:
-    """``champion.joblib`` plus one bundle per model (``v1_logreg.joblib``, ``v2_xgboost.joblib``)."""
+    """``champion.joblib`` plus one bundle per model (``v1_logreg.joblib``, ``v2_xgboost.joblib``),
+    written together: a failure leaves the previous set untouched, never a mix."""
+    import joblib
+
     models_dir = Path(models_dir)
-    paths = {}
-    for name in MODEL_NAMES:
-        bundle = make_bundle(result, name, **bundle_arguments)
-        paths[name] = save_bundle(bundle, models_dir / f"{name}.joblib")
-    champion = make_bundle(result, result.champion, champion=True, **bundle_arguments)
-    paths["champion"] = save_bundle(champion, models_dir / "champion.joblib")
+    bundles = {name: make_bundle(result, name, **bundle_arguments) for name in MODEL_NAMES}
+    bundles["champion"] = make_bundle(result, result.champion, champion=True, **bundle_arguments)
+    paths = {name: models_dir / f"{name}.joblib" for name in bundles}
+    atomic_write_many(
+        {
+            paths[name]: (lambda tmp, bundle=bundle: joblib.dump(bundle, tmp, compress=3))
+            for name, bundle in bundles.items()
+        }
+    )
     return paths
 
 

@@ -21,8 +21,8 @@ import pandas as pd
 from insightos_utils import features
 from insightos_utils.errors import InsightOSError
 from insightos_utils.explain import explain_leads
-from insightos_utils.features import atomic_write
 from insightos_utils.ingest import ingest, read_processed
+from insightos_utils.io_utils import atomic_write
 from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle, utc_now
 
 SCORED_COLUMNS: tuple[str, ...] = (
