@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from insightos_utils.contract import NO_CAMPAIGN, OPEN_STATUSES, STATUSES, parse_timestamp
 from insightos_utils.errors import InputError
-from insightos_utils.io_utils import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
+from insightos_utils.io_utils import atomic_write, atomic_write_text
 
 TARGET = "target_converted"
 OTHER_COLUMN = "events_other"

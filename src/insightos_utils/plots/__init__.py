@@ -1,1 +1,1 @@
-"""Charts, kept apart from computation: ``plots.leads`` (EDA and scoring), ``plots.ltv`` (value)."""
+"""Charts, kept apart from computation: ``plots.ingest``, ``plots.eda``, ``plots.scoring``, ``plots.ltv`` (value)."""
