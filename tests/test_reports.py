@@ -228,6 +228,10 @@ def test_run_summary_says_who_to_call_and_where_to_spend(tmp_path: Path) -> None
     assert spend.index("google_gestao_agil") < spend.index("facebook") < spend.index("(none)")
     assert "3.68×" in spend
     assert "Open leads scored fell to 15 (was 20)." in page
+    assert "google_gestao_agil returns the most per unit spent" in spend
+    (tmp_path / "ltv_params.json").write_text(json.dumps({"recommendation": "Put it in X."}))
+    page = reports.write_run_summary(tmp_path, run_meta("b", "2026-01-02T00:00:00")).read_text()
+    assert "Put it in X." in page and "returns the most per unit spent" not in page
     assert 'href="03_lead_scoring.html"' in page and 'href="scored_leads.csv"' in page
     assert reports.external_references(page) == [] and "<script" not in page
 

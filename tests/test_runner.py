@@ -390,3 +390,21 @@ def test_notebooks_pass_nbval_on_small_parameters(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert "passed" in completed.stdout
     assert (tmp_path / "run" / "scored_leads.csv").is_file()
+
+
+def test_run_metrics_prefer_the_ltv_notebooks_own_ratio(tmp_path: Path) -> None:
+    (tmp_path / "model_card.json").write_text(
+        json.dumps({"champion": "v1_logreg", "models": {"v1_logreg": {"holdout_roc_auc": 0.71}}})
+    )
+    (tmp_path / "scored_leads.csv").write_text("user_id,model_version\nu1,v1\nu2,v1\n")
+    (tmp_path / "campaign_ltv.csv").write_text(
+        "campaign,customers,ltv_mean\ngoogle_gestao_agil,10,60\nfacebook,10,30\n"
+    )
+    computed = runner.run_metrics(tmp_path, "google_gestao_agil")
+    assert computed["ltv_ratio"] == pytest.approx(2.0)
+    assert (computed["champion"], computed["holdout_roc_auc"]) == ("v1_logreg", 0.71)
+    assert (computed["open_leads"], computed["model_version"]) == (2, "v1")
+    ratio = {"ratio": 2.3, "ci_low": 1.9, "ci_high": 2.8}
+    (tmp_path / "ltv_params.json").write_text(json.dumps({"reference_ratio": ratio}))
+    stated = runner.run_metrics(tmp_path, "google_gestao_agil")
+    assert stated["ltv_ratio"] == 2.3 and stated["ltv_ratio_ci"] == [1.9, 2.8]

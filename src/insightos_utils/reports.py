@@ -65,12 +65,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-def read_run_meta(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run folder's ``run.json``, or None when it is missing or unreadable."""
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing or unreadable."""
     try:
-        return json.loads((Path(run_dir) / RUN_META).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
+
+
+def read_run_meta(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's ``run.json``, or None when it is missing or unreadable."""
+    return read_json(Path(run_dir) / RUN_META)
 
 
 # --- notebook HTML -----------------------------------------------------------------------------
@@ -210,6 +216,8 @@ def _fmt(value: Any, kind: str) -> str:
         return f"{value:,.2f}"
     if kind == "percent":
         return f"{value:.0%}"
+    if kind == "months":
+        return f"{value:.1f} months"
     return str(value)
 
 
@@ -329,6 +337,7 @@ def campaign_rows(campaign_ltv: pd.DataFrame) -> tuple[list[dict[str, Any]], str
                 else "—",
                 "cac": _fmt(row.get("cac"), "money"),
                 "ltv_to_cac": _fmt(row.get("ltv_to_cac"), "ratio"),
+                "payback": _fmt(row.get("payback_months"), "months"),
                 "has_ratio": _is_number(row.get("ltv_to_cac")),
             }
         )
@@ -361,6 +370,7 @@ def write_run_summary(
     """
     run_dir = Path(run_dir)
     changes, change_sentences, leads, campaigns, spend_sentence = [], [], [], [], ""
+    campaign_ltv = None
     if run.get("status") == "ok":  # a failed run's partial outputs are never shown as results
         changes, change_sentences = describe_changes(run, previous)
         scored = _read_csv(run_dir / "scored_leads.csv")
@@ -369,6 +379,9 @@ def write_run_summary(
         campaign_ltv = _read_csv(run_dir / "campaign_ltv.csv")
         if campaign_ltv is not None and not campaign_ltv.empty:
             campaigns, spend_sentence = campaign_rows(campaign_ltv)
+            # 04_ltv's recommendation, when it wrote one, is the one voice on where to spend
+            ltv_params = read_json(run_dir / "ltv_params.json") or {}
+            spend_sentence = ltv_params.get("recommendation") or spend_sentence
     notebooks = [
         {
             "html": nb["html"],
@@ -402,6 +415,7 @@ def write_run_summary(
             top_leads=leads,
             open_leads_label=_fmt(run.get("open_leads"), "count"),
             campaigns=campaigns,
+            show_payback=campaign_ltv is not None and "payback_months" in campaign_ltv.columns,
             spend_sentence=spend_sentence,
             notebooks=notebooks,
             files=files,

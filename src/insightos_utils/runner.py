@@ -234,7 +234,7 @@ def _leakage_block(config: PipelineConfig, run_dir: Path, notebook: Path) -> Ins
     """An error when the model card suspects leakage and the configuration says to block on it."""
     if not config.scoring.block_on_leakage:
         return None
-    card = _read_json(run_dir / "model_card.json")
+    card = portal.read_json(run_dir / "model_card.json")
     if not card or not card.get("leakage_suspected"):
         return None
     champion = card.get("champion")
@@ -247,13 +247,6 @@ def _leakage_block(config: PipelineConfig, run_dir: Path, notebook: Path) -> Ins
 
 
 # --- metrics for run.json ----------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def data_window(processed_dir: Path) -> dict[str, str] | None:
@@ -288,7 +281,7 @@ def run_metrics(run_dir: Path, reference_campaign: str) -> dict[str, Any]:
     import pandas as pd
 
     metrics: dict[str, Any] = {}
-    card = _read_json(run_dir / "model_card.json")
+    card = portal.read_json(run_dir / "model_card.json")
     if card:
         champion = card.get("champion")
         metrics["champion"] = champion
@@ -302,10 +295,14 @@ def run_metrics(run_dir: Path, reference_campaign: str) -> dict[str, Any]:
         metrics["open_leads"] = len(leads)
         if "model_version" in leads and len(leads):
             metrics["model_version"] = str(leads["model_version"].iloc[0])
-    campaign_ltv = run_dir / "campaign_ltv.csv"
-    if campaign_ltv.exists():
-        ratio = portal.ltv_ratio(pd.read_csv(campaign_ltv), reference_campaign)
-        metrics["ltv_ratio"] = ratio
+    reference = (portal.read_json(run_dir / "ltv_params.json") or {}).get("reference_ratio")
+    if isinstance(reference, dict) and reference.get("ratio") is not None:
+        # 04_ltv's own figure (with its bootstrap interval): one number everywhere
+        metrics["ltv_ratio"] = reference["ratio"]
+        metrics["ltv_ratio_ci"] = [reference.get("ci_low"), reference.get("ci_high")]
+    elif (run_dir / "campaign_ltv.csv").exists():
+        campaign_ltv = pd.read_csv(run_dir / "campaign_ltv.csv")
+        metrics["ltv_ratio"] = portal.ltv_ratio(campaign_ltv, reference_campaign)
     return metrics
 
 
