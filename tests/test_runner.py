@@ -209,9 +209,8 @@ def write_light_notebook(folder: Path) -> Path:
     parameters = nbformat.v4.new_code_cell('run_dir = "."\nsuspect_holdout_auc = 0.99')
     parameters.metadata["tags"] = ["parameters"]
     body = nbformat.v4.new_code_cell(
-        "import json, pathlib, time\n"
+        "import json, pathlib\n"
         "out = pathlib.Path(run_dir)\n"
-        "time.sleep(0.5)\n"
         "for name in ['customer_ltv.csv', 'campaign_ltv.csv', 'ltv_params.json']:\n"
         "    (out / name).write_text('{}' if name.endswith('json') else 'user_id\\n')\n"
         "card = {'champion': 'v2_xgboost', 'models': {'v2_xgboost': {'holdout_roc_auc': 0.995}},\n"

@@ -203,22 +203,20 @@ def _window_label(window: dict[str, Any] | None) -> str:
     return f"{_day_label(window['start'])} to {_day_label(window.get('end'))}"
 
 
+NUMBER_FORMATS = {
+    "auc": "{:.3f}",
+    "count": "{:,.0f}",
+    "ratio": "{:.2f}×",
+    "money": "{:,.2f}",
+    "percent": "{:.0%}",
+    "months": "{:.1f} months",
+}
+
+
 def _fmt(value: Any, kind: str) -> str:
     if not _is_number(value):
         return "—" if value in (None, "") else str(value)
-    if kind == "auc":
-        return f"{value:.3f}"
-    if kind == "count":
-        return f"{int(value):,}"
-    if kind == "ratio":
-        return f"{value:.2f}×"
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "percent":
-        return f"{value:.0%}"
-    if kind == "months":
-        return f"{value:.1f} months"
-    return str(value)
+    return NUMBER_FORMATS.get(kind, "{}").format(value)
 
 
 def ltv_ratio(campaign_ltv: pd.DataFrame, reference_campaign: str) -> float | None:

@@ -17,6 +17,8 @@ import platform
 import secrets
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -385,6 +387,23 @@ def _notebook_parameters(
     return parameters
 
 
+@contextmanager
+def _failure_recorded(
+    folders: RunFolders, meta: dict[str, Any], log: RunLog, reports: Path, started: float
+) -> Iterator[None]:
+    """On any failure inside: record it, keep the run as ``<id>.failed``, publish nothing, and
+    raise an ``InsightOSError`` (``InputError`` for bad input) that says what went wrong."""
+    try:
+        yield
+    except BaseException as error:
+        _fail(folders, meta, log, reports, error, started)
+        if isinstance(error, InsightOSError | KeyboardInterrupt):
+            raise
+        raise InsightOSError(
+            f"run {meta['run_id']} failed: {type(error).__name__}: {error}"
+        ) from error
+
+
 def _fail(
     folders: RunFolders,
     meta: dict[str, Any],
@@ -462,15 +481,18 @@ def _full_run(
     log.line(f"kernel {meta['kernel']}, working directory {cwd}")
     log.line("configuration: " + json.dumps(meta["config"], sort_keys=True))
     previous = portal.read_run_meta(reports / portal.LATEST)
-    try:
-        bar = tqdm(notebooks, desc=f"run {run_id}", unit="notebook", disable=not show_progress)
-        for notebook in bar:
-            bar.set_postfix_str(notebook.stem)
-            _execute(notebook, config, folders, cwd, meta, log, show_progress)
-            blocked = _leakage_block(config, folders.staging, notebook)
-            if blocked:
-                raise blocked
-        bar.close()
+    with _failure_recorded(folders, meta, log, reports, started):
+        progress = tqdm(
+            total=len(notebooks), desc=f"run {run_id}", unit="notebook", disable=not show_progress
+        )
+        with progress:
+            for notebook in notebooks:
+                progress.set_postfix_str(notebook.stem)
+                _execute(notebook, config, folders, cwd, meta, log, show_progress)
+                blocked = _leakage_block(config, folders.staging, notebook)
+                if blocked:
+                    raise blocked
+                progress.update()
         missing = [name for name in REQUIRED_OUTPUTS if not (folders.staging / name).exists()]
         if missing:
             raise InsightOSError(
@@ -486,11 +508,6 @@ def _full_run(
                 {k: meta.get(k) for k in ("champion", "holdout_roc_auc", "open_leads", "ltv_ratio")}
             )
         )
-    except BaseException as error:
-        _fail(folders, meta, log, reports, error, started)
-        if isinstance(error, InsightOSError | KeyboardInterrupt):
-            raise
-        raise InsightOSError(f"run {run_id} failed: {type(error).__name__}: {error}") from error
     return _succeed(folders, meta, log, reports, started, portal.LATEST, previous)
 
 
@@ -572,7 +589,7 @@ def _score_run(
     log.line(f"score-only run {run_id}: champion {meta['champion']} from run {meta['model_run']}")
     log.line(f"model {meta['model_path']}, data {redact_url(source_url or '') or raw_dir}")
     previous = portal.read_run_meta(reports / portal.LATEST_SCORES)
-    try:
+    with _failure_recorded(folders, meta, log, reports, started):
         scoring = importlib.import_module("insightos_utils.scoring")
         scoring.score_command(
             model_path=model.resolve(),
@@ -591,9 +608,4 @@ def _score_run(
             }
         )
         log.line(f"scored {meta.get('open_leads')} open leads in {meta['scoring_seconds']:.1f} s")
-    except BaseException as error:
-        _fail(folders, meta, log, reports, error, started)
-        if isinstance(error, InsightOSError | KeyboardInterrupt):
-            raise
-        raise InsightOSError(f"run {run_id} failed: {type(error).__name__}: {error}") from error
     return _succeed(folders, meta, log, reports, started, portal.LATEST_SCORES, previous)
