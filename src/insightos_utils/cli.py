@@ -31,13 +31,31 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--users", type=int, default=10_000, help="number of users (default 10000)")
     p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same bytes)")
     p.add_argument("--as-of", help="the company's 'now' (ISO date); default 2026-06-30")
+    p.add_argument(
+        "--profile",
+        default="projects",
+        help="which company: projects (project-management SaaS, default) or crm (a CRM SaaS)",
+    )
+    p.add_argument(
+        "--format",
+        dest="file_format",
+        default="csv",
+        help="file format of the raw tables: csv (default) or parquet",
+    )
     p.set_defaults(handler=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
     from insightos_utils.synth import write_company
 
-    write_company(args.out, n_users=args.users, seed=args.seed, as_of=args.as_of)
+    write_company(
+        args.out,
+        n_users=args.users,
+        seed=args.seed,
+        as_of=args.as_of,
+        profile=args.profile,
+        file_format=args.file_format,
+    )
     return 0
 
 
