@@ -132,6 +132,24 @@ def test_same_seed_same_bytes_different_seed_different(tmp_path: Path) -> None:
     assert not list((tmp_path / "a").glob(".*"))  # no temporary files left behind
 
 
+def test_written_csv_reads_back_as_the_generated_tables(tmp_path: Path) -> None:
+    tables = generate_company(n_users=700, seed=9)
+    paths = write_company(tmp_path, n_users=700, seed=9, show_progress=False)
+    for name, frame in tables.items():
+        written = pd.read_csv(paths[name], dtype=str, keep_default_na=False)
+        for column in frame.columns:
+            expected = frame[column]
+            if pd.api.types.is_datetime64_any_dtype(expected):
+                parsed = pd.to_datetime(written[column].replace("", None), utc=True)
+                pd.testing.assert_series_equal(
+                    parsed.dt.tz_convert(None).astype("datetime64[s]"), expected, check_names=False
+                )
+            elif pd.api.types.is_float_dtype(expected):
+                assert (written[column].astype(float) == expected).all(), column
+            else:
+                assert (written[column] == expected.astype(object).fillna("")).all(), column
+
+
 def test_parquet_has_the_same_columns_and_rows(tmp_path: Path) -> None:
     as_csv = write_company(tmp_path / "csv", n_users=800, seed=5, show_progress=False)
     as_parquet = write_company(
@@ -148,11 +166,15 @@ def test_parquet_has_the_same_columns_and_rows(tmp_path: Path) -> None:
     assert events.event_name.dtype != "category"
 
 
-def test_unknown_profile_or_format_is_refused(tmp_path: Path) -> None:
+def test_bad_arguments_are_refused_as_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="profile"):
         generate_company(n_users=10, profile="bakery")
     with pytest.raises(InputError, match="format"):
         write_company(tmp_path, n_users=10, file_format="xlsx", show_progress=False)
+    with pytest.raises(InputError, match="as_of"):
+        generate_company(n_users=10, as_of="the end of june")
+    with pytest.raises(InputError, match="n_users"):
+        generate_company(n_users=0)
 
 
 def test_cli_synth_writes_the_four_tables(tmp_path: Path, capsys) -> None:

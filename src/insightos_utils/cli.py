@@ -78,11 +78,24 @@ def _ingest_parser(sub: argparse._SubParsersAction) -> None:
 def _ingest(args: argparse.Namespace) -> int:
     from insightos_utils.ingest import ingest
 
-    ingest(
+    report = ingest(
         args.out,
         raw_dir=args.raw,
         source_url=args.source,
         max_reject_share=args.max_reject_share,
+    )
+    for name, entry in report["tables"].items():
+        if not entry["present"]:
+            print(f"insightos ingest: {name}: absent (optional)", file=sys.stderr)
+            continue
+        rejected = f", {entry['rejected_rows']} rejected" if entry["rejected_rows"] else ""
+        print(
+            f"insightos ingest: {name}: {entry['rows_written']} rows written "
+            f"({entry['rows_read']} read, {entry['duplicates']} duplicates{rejected})",
+            file=sys.stderr,
+        )
+    print(
+        f"insightos ingest: Parquet and {args.out / 'ingest_report.json'} written", file=sys.stderr
     )
     return 0
 
@@ -198,6 +211,22 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--discount-rate", type=float, default=0.01, help="monthly (default 0.01)")
     p.add_argument("--margin", type=float, default=1.0, help="gross margin (default 1.0)")
     p.add_argument("--penalizer", type=float, default=0.0, help="L2 penalizer for both fits")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="after the holdout check, refit on everything up to --observation-end for the LTV",
+    )
+    p.add_argument("--users", type=Path, help="users file: also write campaign_ltv.csv")
+    p.add_argument("--campaign-spend", type=Path, help="campaign_spend file (CAC, LTV/CAC)")
+    p.add_argument(
+        "--bootstrap-samples", type=int, default=2000, help="for campaign intervals (2000)"
+    )
+    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42)")
+    p.add_argument(
+        "--reference-campaign",
+        default="google_gestao_agil",
+        help="campaign compared with all others (default google_gestao_agil)",
+    )
     p.set_defaults(handler=_ltv)
 
 
@@ -214,6 +243,12 @@ def _ltv(args: argparse.Namespace) -> int:
         monthly_discount_rate=args.discount_rate,
         gross_margin=args.margin,
         penalizer=args.penalizer,
+        refit=args.refit,
+        users_path=args.users,
+        campaign_spend_path=args.campaign_spend,
+        bootstrap_samples=args.bootstrap_samples,
+        seed=args.seed,
+        reference_campaign=args.reference_campaign,
     )
     return 0
 

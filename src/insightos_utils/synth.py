@@ -6,12 +6,17 @@ conversion and (imperfectly) pre-conversion product usage, so a sound lead model
 holdout ROC AUC around 0.85, never 1.0. Post-conversion events (billing, seats) exist in the raw
 log, as in real logs. Customers buy in a BG/NBD-like process with Gamma-Gamma-like amounts.
 
+Two profiles share the machinery with their own vocabulary: ``projects`` (the original design's
+project-management SaaS, campaign ``google_gestao_agil``) and ``crm`` (a CRM SaaS with different
+event and campaign names), so the pipeline can be checked for hard-coded names.
+
 Everything is vectorised numpy driven by one ``numpy.random.Generator(seed)``: the same seed
 and arguments give byte-identical files. Nothing at or after ``as_of`` exists.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -50,7 +55,7 @@ class Campaign:
     source: str
     medium: str
     share: float  # share of all signups
-    conversion_logit: float  # shift of the conversion log-odds
+    conversion_logit: float  # log-scale shift of the conversion propensity
     purchase_rate: float  # multiplier of the repeat-purchase rate of its customers
     order_value: float  # mean order value ($) of its customers
     cac: float  # acquisition cost per customer that campaign_spend is built from
@@ -139,11 +144,11 @@ PROJECTS = Profile(
     name="projects",
     converted_share=0.101,
     campaigns=(
-        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 3.1, 37.0, 31.0),
-        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 17.5, 44.0),
-        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 20.0, 40.0),
-        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 18.5, 22.0),
-        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 17.5, 27.0),
+        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 3.1, 33.0, 28.0),
+        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 15.6, 39.0),
+        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 17.8, 36.0),
+        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 16.5, 24.0),
+        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 15.6, 24.0),
     ),
     organic_share=0.37,
     organic_marketing=(
@@ -198,7 +203,7 @@ PROJECTS = Profile(
     invoice_properties=_props("currency", "USD"),
     seat_properties=(json.dumps({"seats": 1}), json.dumps({"seats": 2})),
     billing_properties=_props("field", "card", "address", "tax_id"),
-    organic_order_value=18.5,
+    organic_order_value=16.5,
 )
 
 CRM = Profile(
@@ -244,7 +249,8 @@ CRM = Profile(
 
 PROFILES: dict[str, Profile] = {PROJECTS.name: PROJECTS, CRM.name: CRM}
 
-# Behaviour model (shared by the profiles): conversion log-odds = a + campaign + INTENT_SLOPE * z
+# Behaviour model (shared by the profiles): converters are drawn with weight
+# exp(campaign shift + INTENT_SLOPE * intent), so conversion rises with intent and campaign.
 INTENT_SLOPE = 2.6
 ACTIVITY_SD = 0.45  # a user-level activity level unrelated to intent (heavy vs light users)
 EVENT_NOISE_SD = 0.45  # per user and event kind
@@ -252,17 +258,22 @@ TRIAL_SHARE = 0.93  # users who start at least one trial workspace
 VERIFY_PROBABILITY = 0.915  # each trial signup is followed by a verification
 RESEND_PROBABILITY = 0.7  # an unverified trial gets its verification resent
 # BG/NBD-like repeat purchases (days) and Gamma-Gamma-like amounts
-PURCHASE_SHAPE = 0.9  # r
+PURCHASE_SHAPE = 1.5  # r
 PURCHASES_PER_MONTH = 0.25  # mean repeat-purchase rate of a baseline customer
 DROPOUT_A, DROPOUT_B = 1.0, 5.0  # p ~ Beta(a, b): dropout after each repeat purchase
-SPEND_P, SPEND_Q = 6.0, 4.0  # order value ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
+SPEND_P, SPEND_Q = 6.0, 6.0  # order value ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
 
 
 # --- generation --------------------------------------------------------------------------------
 
 
 def _as_of_seconds(as_of: str | pd.Timestamp | None) -> int:
-    stamp = parse_timestamp(DEFAULT_AS_OF if as_of is None else as_of)
+    try:
+        stamp = parse_timestamp(DEFAULT_AS_OF if as_of is None else as_of)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"as_of {as_of!r} is not an ISO 8601 timestamp ({error})") from None
+    if pd.isna(stamp):
+        raise InputError(f"as_of {as_of!r} is not an ISO 8601 timestamp")
     return int((stamp - pd.Timestamp(0)) // pd.Timedelta(seconds=1))
 
 
@@ -367,7 +378,7 @@ def _draw_purchases(
     campaign = users.campaign[customers]
     rate_mult = np.array([c.purchase_rate for c in spec.campaigns] + [spec.organic_purchase_rate])
     order_value = np.array([c.order_value for c in spec.campaigns] + [spec.organic_order_value])
-    first_paid = users.converted_at[customers] + rng.integers(0, 600, n)
+    first_paid = np.minimum(users.converted_at[customers] + rng.integers(0, 600, n), as_of_s - 1)
     span = np.maximum(as_of_s - first_paid, 0)
 
     # lambda ~ Gamma(r, alpha) per day; after each repeat purchase they leave with probability p
@@ -587,7 +598,7 @@ def generate_company(
     events_table = pa.table(
         {
             "event_id": _fixed_width(_id_chars("e", ev_number, max(8, len(str(ev_time.size))))),
-            "user_id": _fixed_width(_take_rows(user_chars, ev_user)),
+            "user_id": _fixed_width(np.take(user_chars, ev_user, axis=0)),
             "event_name": _categories(ev_kind, log.names),
             "occurred_at": _timestamps(ev_time),
             "properties": _categories(ev_prop, log.property_texts),
@@ -599,7 +610,9 @@ def generate_company(
             "transaction_id": _fixed_width(
                 _id_chars("t", np.arange(1, n_tx + 1), max(7, len(str(n_tx))))
             ),
-            "user_id": _fixed_width(_take_rows(user_chars, purchases.customers[purchases.owner])),
+            "user_id": _fixed_width(
+                np.take(user_chars, purchases.customers[purchases.owner], axis=0)
+            ),
             "occurred_at": _timestamps(purchases.time),
             "amount": pa.array(purchases.amount, pa.float64()),
         }
@@ -626,7 +639,16 @@ def generate_company(
 
 # --- fast text building (fixed-width byte matrices → Arrow strings) ----------------------------
 
-_DIGIT_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
+
+def _digit_table(width: int) -> np.ndarray:
+    """All zero-padded numbers of ``width`` digits as a (10**width, width) byte matrix."""
+    numbers = np.arange(10**width)
+    return np.stack([48 + numbers // 10**i % 10 for i in range(width - 1, -1, -1)], axis=1).astype(
+        np.uint8
+    )
+
+
+_DIGITS_4 = _digit_table(4)
 
 
 def _fixed_width(chars: np.ndarray) -> pa.Array:
@@ -639,61 +661,44 @@ def _fixed_width(chars: np.ndarray) -> pa.Array:
     )
 
 
-def _write_digits(chars: np.ndarray, start: int, width: int, values: np.ndarray) -> None:
-    """Zero-padded decimal ``values`` into columns [start, start + width) of ``chars``."""
-    values = values.astype(np.int64)
-    end = start + width
-    while end - start >= 2:
-        values, pair = np.divmod(values, 100)
-        chars[:, end - 2 : end] = _DIGIT_PAIRS[pair]
-        end -= 2
-    if end > start:
-        chars[:, start] = 48 + values % 10
-
-
 def _id_chars(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
     """``prefix`` + zero-padded ``numbers`` (e.g. u000042) as an (n, w) byte matrix."""
     chars = np.empty((numbers.size, len(prefix) + width), dtype=np.uint8)
     chars[:, : len(prefix)] = np.frombuffer(prefix.encode(), dtype=np.uint8)
-    _write_digits(chars, len(prefix), width, numbers)
+    values = numbers.astype(np.int64)
+    end = chars.shape[1]
+    while end - len(prefix) > 0:  # four digits at a time, from the right
+        values, group = np.divmod(values, 10_000)
+        digits = min(4, end - len(prefix))
+        chars[:, end - digits : end] = np.take(_DIGITS_4, group, axis=0)[:, 4 - digits :]
+        end -= digits
     return chars
 
 
-def _take_rows(chars: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows of a fixed-width byte matrix, gathered as whole records (fast)."""
-    width = chars.shape[1]
-    records = np.ascontiguousarray(chars).view(np.dtype((np.void, width))).ravel()
-    return records[rows].view(np.uint8).reshape(-1, width)
+@functools.cache
+def _clock_table() -> np.ndarray:
+    """ "HH:MM:SS" for every second of a day, as an (86400, 8) byte matrix."""
+    seconds = np.arange(DAY)
+    chars = np.full((DAY, 8), ord(":"), dtype=np.uint8)
+    for start, values in ((0, seconds // 3600), (3, seconds // 60 % 60), (6, seconds % 60)):
+        chars[:, start : start + 2] = np.take(_DIGITS_4, values, axis=0)[:, 2:]
+    return chars
 
 
 def _iso_chars(seconds: np.ndarray) -> np.ndarray:
-    """Epoch seconds as ``YYYY-MM-DDTHH:MM:SSZ`` bytes (civil-from-days, vectorised)."""
-    days, secs = np.divmod(seconds.astype(np.int64), DAY)
-    z = days + 719_468
-    era = np.floor_divide(z, 146_097)
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + (month <= 2)
+    """Epoch seconds as ``YYYY-MM-DDTHH:MM:SSZ`` bytes: one lookup for the date, one for the
+    time of day (the data spans a few hundred days, so the date table is small)."""
+    days, clock = np.divmod(seconds.astype(np.int64), DAY)
     chars = np.empty((seconds.size, 20), dtype=np.uint8)
-    chars[:, [4, 7]] = ord("-")
+    if seconds.size == 0:
+        return chars
+    first = int(days.min())
+    calendar = np.arange(first, int(days.max()) + 1).astype("datetime64[D]")
+    dates = np.array(np.datetime_as_string(calendar), dtype="S10")
+    chars[:, :10] = np.take(dates.view(np.uint8).reshape(-1, 10), days - first, axis=0)
     chars[:, 10] = ord("T")
-    chars[:, [13, 16]] = ord(":")
+    chars[:, 11:19] = np.take(_clock_table(), clock, axis=0)
     chars[:, 19] = ord("Z")
-    hours, rest = np.divmod(secs, 3600)
-    minutes, sec = np.divmod(rest, 60)
-    for start, width, values in (
-        (0, 4, year),
-        (5, 2, month),
-        (8, 2, day),
-        (11, 2, hours),
-        (14, 2, minutes),
-        (17, 2, sec),
-    ):
-        _write_digits(chars, start, width, values)
     return chars
 
 
@@ -719,13 +724,16 @@ def _file_table(frame: pd.DataFrame, columns: list[str], file_format: str) -> pa
         column = table.column(i).combine_chunks()
         if pa.types.is_timestamp(field.type):
             if file_format == "csv":
-                seconds = column.cast(pa.int64()).fill_null(0).to_numpy()
+                seconds = column.cast(pa.timestamp("s"), safe=False).cast(pa.int64())
+                seconds = seconds.fill_null(0).to_numpy()
                 text = _fixed_width(_iso_chars(seconds))
-                column = pc.if_else(column.is_null(), pa.scalar(None, text.type), text)
+                if column.null_count:
+                    text = pc.if_else(column.is_null(), pa.scalar(None, text.type), text)
+                column = text
             else:
                 column = column.cast(pa.timestamp("us", tz="UTC"))
-        elif pa.types.is_dictionary(field.type) and file_format == "parquet":
-            column = column.cast(pa.large_string())
+        elif file_format == "parquet" and not pa.types.is_floating(field.type):
+            column = column.cast(pa.string())
         table = table.set_column(i, field.name, column)
     return table
 
@@ -741,7 +749,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_format: str) -> None:
+def _write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_format: str) -> None:
     """Write one raw table as CSV (ISO 8601 UTC text) or Parquet, atomically."""
     table = _file_table(frame, columns, file_format)
     if file_format == "csv":
@@ -784,7 +792,7 @@ def write_company(
         for spec in specs:
             progress.set_postfix_str(f"writing {spec.name}")
             path = out_dir / f"{spec.name}.{file_format}"
-            write_table(tables[spec.name], path, spec.column_names, file_format)
+            _write_table(tables[spec.name], path, spec.column_names, file_format)
             written[spec.name] = path
             progress.update()
     return written
