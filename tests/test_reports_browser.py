@@ -31,13 +31,9 @@ HIDDEN_SELECTORS = ", ".join(
 
 
 @pytest.fixture(scope="module")
-def published_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A reports folder with one published run of the fixture notebooks."""
-    from test_runner import fixture_config, run_fixture, write_users
-
-    workspace = tmp_path_factory.mktemp("browser-workspace")
-    run_fixture(workspace, fixture_config(write_users(workspace / "raw", 40)))
-    return workspace / "reports"
+def published_reports(pipeline_run: Path) -> Path:
+    """The reports folder of the session's end-to-end run on the default synthetic company."""
+    return pipeline_run.parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +139,12 @@ def test_index_run_summary_and_reports_read_clean_in_chromium(
     for heading in ("Who to call first", "Where to spend", "Reports and files"):
         assert heading in summary["text"]
     reports = [link for link in summary["links"] if link.endswith(".html") and "/latest/" in link]
-    assert len(reports) >= 2, summary["links"]
+    assert len(reports) == 4, summary["links"]  # one per notebook
     images = 0
     for report in reports:
         name = Path(urlparse(report).path).stem
         images += check_page(browser, report, tmp_path / f"{name}.png")["images"]
-    assert images >= 1, "the notebook reports should carry their charts"
+    assert images >= 4, "the notebook reports should carry their charts"
 
     # "all runs" from the latest summary reaches the index, through latest/ as through runs/<id>/.
     back = urljoin(served_reports + "latest/index.html", "../index.html")

@@ -407,3 +407,54 @@ def test_run_metrics_prefer_the_ltv_notebooks_own_ratio(tmp_path: Path) -> None:
     (tmp_path / "ltv_params.json").write_text(json.dumps({"reference_ratio": ratio}))
     stated = runner.run_metrics(tmp_path, "google_gestao_agil")
     assert stated["ltv_ratio"] == 2.3 and stated["ltv_ratio_ci"] == [1.9, 2.8]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_end_to_end_run_writes_every_contract_file(pipeline_run: Path) -> None:
+    """`insightos run` on the default synthetic company: every output the contract names."""
+    import pandas as pd
+
+    reports = pipeline_run.parents[1]
+    assert os.readlink(reports / "latest") == f"runs/{pipeline_run.name}"
+    assert f"runs/{pipeline_run.name}/index.html" in (reports / "index.html").read_text()
+    meta = json.loads((pipeline_run / "run.json").read_text())
+    assert meta["status"] == "ok"
+    assert [nb["name"] for nb in meta["notebooks"]] == [
+        "01_ingest.ipynb",
+        "02_eda.ipynb",
+        "03_lead_scoring.ipynb",
+        "04_ltv.ipynb",
+    ]
+    log = (pipeline_run / "run.log").read_text()
+    for nb in meta["notebooks"]:
+        assert nb["seconds"] > 0 and (pipeline_run / nb["html"]).is_file()
+        assert (pipeline_run / nb["name"]).is_file()
+        assert f"--- {nb['name']}: ran in" in log
+
+    scored = pd.read_csv(pipeline_run / "scored_leads.csv")
+    contract = ["user_id", "score", "grade", "rank", "top_reasons", "model_version", "scored_at"]
+    assert set(contract) <= set(scored.columns)
+    assert len(scored) == meta["open_leads"] > 0 and scored["user_id"].is_unique
+    assert scored["score"].between(0, 1).all() and set(scored["grade"]) <= set("ABCD")
+    assert sorted(scored["rank"]) == list(range(1, len(scored) + 1))
+    assert scored.sort_values("rank")["score"].is_monotonic_decreasing
+
+    card = json.loads((pipeline_run / "model_card.json").read_text())
+    assert {"champion", "models", "feature_window_days", "trained_at", "data_hash"} <= set(card)
+    assert card["champion"] in {"v1_logreg", "v2_xgboost"} <= set(card["models"])
+    for figures in card["models"].values():
+        assert 0 < figures["holdout_roc_auc"] < 1 and 0 < figures["holdout_pr_auc"] < 1
+    assert meta["holdout_roc_auc"] == card["models"][card["champion"]]["holdout_roc_auc"]
+    assert (pipeline_run / "models" / "champion.joblib").is_file()
+
+    params = json.loads((pipeline_run / "ltv_params.json").read_text())
+    assert {"r", "alpha", "a", "b"} <= set(params["bgnbd"])
+    assert {"p", "q", "v"} <= set(params["gamma_gamma"]) and params["time_unit"] == "W"
+    customer_ltv = pd.read_csv(pipeline_run / "customer_ltv.csv", nrows=5)
+    assert {"user_id", "frequency", "recency", "T", "monetary_value", "prob_alive",
+            "expected_purchases", "ltv"} <= set(customer_ltv.columns)  # fmt: skip
+    campaign_ltv = pd.read_csv(pipeline_run / "campaign_ltv.csv")
+    assert {"campaign", "customers", "ltv_mean", "ltv_ci_low", "ltv_ci_high", "cac",
+            "ltv_to_cac"} <= set(campaign_ltv.columns)  # fmt: skip
+    assert meta["ltv_ratio"] > 0 and meta["data_window"]["start"] < meta["data_window"]["end"]
