@@ -284,3 +284,21 @@ def test_index_lists_runs_newest_first_with_their_numbers(tmp_path: Path) -> Non
     redirect = (runs / "index.html").read_text()
     assert 'url=../index.html"' in redirect
     assert reports.external_references(page) == []
+
+
+def test_numbers_read_as_words_not_as_nan_or_false_certainty() -> None:
+    table = pd.DataFrame(
+        {
+            "campaign": ["a", "(none)"],
+            "customers": [10, 5],
+            "ltv_mean": [50.0, 30.0],
+            "cac": [20.0, float("nan")],
+            "ltv_to_cac": [2.5, float("nan")],
+            "payback_months": [float("inf"), float("nan")],
+        }
+    )
+    rows, _ = reports.campaign_rows(table)
+    assert [row["payback"] for row in rows] == ["not within the horizon", "—"]
+    assert rows[1]["cac"] == "—" and rows[1]["ltv_to_cac"] == "—"
+    leads = pd.DataFrame({"user_id": ["u1", "u2"], "score": [0.998, 0.5], "rank": [1, 2]})
+    assert [lead["score"] for lead in reports.top_leads(leads)] == [">99%", "50%"]

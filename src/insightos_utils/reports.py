@@ -214,8 +214,12 @@ NUMBER_FORMATS = {
 
 
 def _fmt(value: Any, kind: str) -> str:
+    if isinstance(value, float) and math.isinf(value) and kind == "months":
+        return "not within the horizon"
     if not _is_number(value):
-        return "—" if value in (None, "") else str(value)
+        return "—" if value is None or isinstance(value, float) or value == "" else str(value)
+    if kind == "percent" and value > 0.99:  # a model's 0.996 is not a certainty
+        return ">99%"
     return NUMBER_FORMATS.get(kind, "{}").format(value)
 
 
