@@ -371,6 +371,16 @@ def test_line_numbers_count_values_spanning_lines(tmp_path: Path) -> None:
     assert raw.joinpath("events.csv").read_text().splitlines()[6].startswith("e004,")
 
 
+def test_windows_csv_with_bom_and_crlf(tmp_path: Path) -> None:
+    raw = write_raw(tmp_path / "raw", company())
+    for path in raw.glob("*.csv"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    ingest(tmp_path / "out", raw_dir=raw, show_progress=False)
+    data = read_processed(tmp_path / "out")
+    assert data.users["user_id"].tolist() == company()["users"]["user_id"].tolist()
+    assert not data.events["properties"].str.contains("\r").any()
+
+
 def test_typed_parquet_input(tmp_path: Path) -> None:
     """Native Parquet types: tz-aware timestamps, integer ids, float amounts."""
     tables = company()

@@ -17,9 +17,14 @@ The bad-input rules of the contract (section 1), as ``ingest`` applies them:
 counts them all; blank lines, which the CSV reader skips, are not counted). For Parquet and SQL it
 is the row's position counted the same way (first row = line 2), as in a CSV export of the table.
 
-Speed: columns are read with pyarrow and checked a whole column at a time (ISO 8601 parsing
-in one ``pd.to_datetime`` call, JSON objects by ``contract.json_object_mask``); no per-row Python
-except JSON parsing of distinct non-flat texts. ``read_processed`` loads what ingest wrote.
+Speed: columns are read with pyarrow and checked a whole column at a time (ISO 8601 by Arrow's
+cast, or one ``pd.to_datetime`` call for mixed columns; repeated ids by hashing; JSON objects by
+``contract.json_object_mask``); no per-row Python except ``json`` parsing of distinct non-flat
+JSON texts. Bad rows are removed while the Parquet is written, batch by batch, so no filtered
+copy of a large table is held in memory. ``read_processed`` loads what ingest wrote.
+
+On a SQL source, rows are read in reverse dependency order (events before users) so that a
+database being written to meanwhile cannot make an event look orphaned.
 """
 
 from __future__ import annotations
