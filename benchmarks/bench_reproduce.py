@@ -30,7 +30,9 @@ def kernel_start_seconds() -> float:
     from insightos_utils.runner import kernel_name
 
     start = time.perf_counter()
-    manager, client = start_new_kernel(kernel_name=kernel_name())
+    manager, client = start_new_kernel(
+        kernel_name=kernel_name(), extra_arguments=["--IPKernelApp.log_level=ERROR"]
+    )
     seconds = time.perf_counter() - start
     client.stop_channels()
     manager.shutdown_kernel(now=True)
