@@ -246,3 +246,25 @@ def test_02_eda_runs_headlessly_and_writes_its_outputs(synthetic_or_skip, run_no
     table = pd.read_parquet(run_dir / "feature_table.parquet")
     assert list(table.columns[: len(spec.numeric_columns)]) == list(spec.numeric_columns)
     assert {"events_trial_signup", "events_user_verified"} & set(decisions["dropped_for_linear"])
+
+
+def test_a_company_with_other_event_names_gets_the_same_treatment() -> None:
+    """The second synthetic profile (other seed, event names and campaigns): its own
+    post-conversion events are found and its own verification pair is dropped for linear."""
+    synth = pytest.importorskip("insightos_utils.synth")
+    from insightos_utils.contract import marketing_fields
+    from insightos_utils.features import build_feature_table, fit_feature_spec
+
+    company = synth.generate_company(n_users=4000, seed=7, profile="crm")
+    users = company["users"].join(marketing_fields(company["users"]["marketing"]))
+    events = company["events"].drop_duplicates("event_id")
+    spec = fit_feature_spec(users, events, None)
+    assert spec.excluded_events == tuple(sorted(synth.CRM.post_conversion_events))
+    table = build_feature_table(users, events, spec, None)
+    decisions = decide_feature_drops(table, spec)
+    pair = {f"events_{synth.CRM.trial_event}", f"events_{synth.CRM.verify_event}"}
+    assert any({p["feature_a"], p["feature_b"]} == pair for p in decisions.flagged_pairs)
+    assert len(pair & set(decisions.dropped_for_linear)) == 1
+    assert decisions.leaky_features == {}
+    best = eda.conversion_by(table, "campaign").index[0]
+    assert best == synth.CRM.reference_campaign

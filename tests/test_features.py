@@ -375,14 +375,15 @@ def test_vectorised_counts_match_a_per_user_reference(seed: int) -> None:
 
 def test_categorical_and_string_ids_give_the_same_table() -> None:
     users, events = random_company(3)
+    events.loc[events.index[:3], "event_name"] = None  # a missing name counts nowhere
     spec = fit_feature_spec(users, events, None, min_event_users=10)
+    expected = build_feature_table(users, events, spec, None)
     encoded = encode_events(events)
     assert isinstance(encoded["user_id"].dtype, pd.CategoricalDtype)
-    assert fit_feature_spec(users, encoded, None, min_event_users=10) == spec
-    pd.testing.assert_frame_equal(
-        build_feature_table(users, encoded, spec, None),
-        build_feature_table(users, events, spec, None),
-    )
+    by_pandas = events.astype({"user_id": "category", "event_name": "category"})
+    for variant in (encoded, by_pandas):
+        assert fit_feature_spec(users, variant, None, min_event_users=10) == spec
+        pd.testing.assert_frame_equal(build_feature_table(users, variant, spec, None), expected)
 
 
 def test_key_events_can_be_named_and_must_exist() -> None:
@@ -393,3 +394,13 @@ def test_key_events_can_be_named_and_must_exist() -> None:
     assert table["hours_to_first_open"].tolist() == [2.0, 24.0]
     with pytest.raises(InputError, match="missing_event"):
         fit_feature_spec(users, events, AS_OF, min_event_users=1, key_events=["missing_event"])
+
+
+def test_a_converted_user_without_conversion_time_is_neither_trained_on_nor_scored() -> None:
+    users = make_users([("a", "2024-01-01", "converted", None, "x")])
+    events = make_events([("a", "x", "2024-01-02")])
+    table = build_feature_table(
+        users, events, fit_feature_spec(users, events, AS_OF, min_event_users=1), AS_OF
+    )
+    assert table.loc["a", "status_at_as_of"] == "converted"
+    assert training_rows(table).empty and open_leads(table).empty

@@ -257,7 +257,16 @@ def _ltv(args: argparse.Namespace) -> int:
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the event collector (FastAPI)")
+    p = sub.add_parser(
+        "serve",
+        help="run the event collector (FastAPI)",
+        description=(
+            "Run the event collector. Keys come from the environment: INSIGHTOS_WRITE_KEYS "
+            "(comma-separated browser write keys, required), INSIGHTOS_SERVER_KEY (the back "
+            "end's key for status changes) and optionally INSIGHTOS_CORS_ORIGINS "
+            "(comma-separated origins allowed to post from a browser)."
+        ),
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
@@ -268,10 +277,32 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_serve)
 
 
+def _comma_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from insightos_utils.collector import serve
 
-    serve(host=args.host, port=args.port, db_url=args.db)
+    write_keys = _comma_list(os.environ.get("INSIGHTOS_WRITE_KEYS"))
+    server_key = os.environ.get("INSIGHTOS_SERVER_KEY", "").strip() or None
+    if not write_keys:
+        raise InputError(
+            "INSIGHTOS_WRITE_KEYS is not set: give the browser write keys, comma-separated "
+            "(and INSIGHTOS_SERVER_KEY for the back end's status changes)"
+        )
+    if server_key is not None and server_key in write_keys:
+        raise InputError("INSIGHTOS_SERVER_KEY must differ from every INSIGHTOS_WRITE_KEYS key")
+    serve(
+        host=args.host,
+        port=args.port,
+        db_url=args.db,
+        write_keys=write_keys,
+        server_key=server_key,
+        cors_origins=_comma_list(os.environ.get("INSIGHTOS_CORS_ORIGINS")),
+    )
     return 0
 
 

@@ -155,7 +155,11 @@ def single_feature_auc(
 
 @dataclass
 class FeatureDecisions:
-    """Which features modelling keeps, and why; written by 02_eda, read by 03_lead_scoring."""
+    """Which features modelling keeps, and why; written by 02_eda, read by 03_lead_scoring.
+
+    ``single_feature_auc`` holds max(AUC, 1 - AUC) per numeric feature; ``vif_before`` /
+    ``vif_after`` the VIFs before and after the linear drops (None where undefined).
+    """
 
     leaky_features: dict[str, str] = field(default_factory=dict)
     excluded_events: dict[str, str] = field(default_factory=dict)
@@ -293,7 +297,7 @@ def findings_markdown(
     lines = [
         f"- **Class balance:** {balance['converted']:,} of the {balance['n']:,} users whose outcome "
         f"is known at as-of converted ({balance['rate']:.1%}); "
-        f"{balance['converted'] / balance['all_users']:.1%} of all {balance['all_users']:,} users. "
+        f"{balance['all_rate']:.1%} of all {balance['all_users']:,} users at as-of. "
         "Imbalanced: modelling weighs the classes.",
         f"- **Campaigns:** `{conversion.index[0]}` converts best, {best['rate']:.1%} "
         f"(95% CI {best['ci_low']:.1%}–{best['ci_high']:.1%}, n = {int(best['n']):,}) against "
@@ -315,7 +319,7 @@ def findings_markdown(
         lines.append(
             "- **Dropped for the linear model:** "
             + "; ".join(f"`{c}` ({reason})" for c, reason in correlated.items())
-            + ". Tree models keep them."
+            + ". Tree models keep every feature that is not leaky."
         )
     if decisions.high_vif:
         lines.append(
