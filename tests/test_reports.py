@@ -302,3 +302,8 @@ def test_numbers_read_as_words_not_as_nan_or_false_certainty() -> None:
     assert rows[1]["cac"] == "—" and rows[1]["ltv_to_cac"] == "—"
     leads = pd.DataFrame({"user_id": ["u1", "u2"], "score": [0.998, 0.5], "rank": [1, 2]})
     assert [lead["score"] for lead in reports.top_leads(leads)] == [">99%", "50%"]
+
+
+def test_pages_are_readable_by_a_web_server(tmp_path: Path) -> None:
+    page = reports.atomic_write_text(tmp_path / "index.html", "<p>hi</p>")
+    assert page.stat().st_mode & 0o777 == 0o644

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pandas as pd
+
+from insightos_utils.features import atomic_write
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
@@ -50,19 +50,13 @@ SCORE_RUNS_SHOWN = 20
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a page or JSON file atomically, readable by a web server's user (mode 0644)."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o644)  # mkstemp makes 0600: a web server serving reports/ could not read it
+
+    return atomic_write(path, write)
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:
