@@ -128,14 +128,6 @@ def test_external_references_finds_network_links() -> None:
     ]
 
 
-def test_atomic_write_text_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
-    target = tmp_path / "index.html"
-    reports.atomic_write_text(target, "old")
-    reports.atomic_write_text(target, "new")
-    assert target.read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
-
-
 def test_ltv_ratio_weights_other_campaigns_by_customers() -> None:
     table = pd.DataFrame(
         {
@@ -302,8 +294,3 @@ def test_numbers_read_as_words_not_as_nan_or_false_certainty() -> None:
     assert rows[1]["cac"] == "—" and rows[1]["ltv_to_cac"] == "—"
     leads = pd.DataFrame({"user_id": ["u1", "u2"], "score": [0.998, 0.5], "rank": [1, 2]})
     assert [lead["score"] for lead in reports.top_leads(leads)] == [">99%", "50%"]
-
-
-def test_pages_are_readable_by_a_web_server(tmp_path: Path) -> None:
-    page = reports.atomic_write_text(tmp_path / "index.html", "<p>hi</p>")
-    assert page.stat().st_mode & 0o777 == 0o644

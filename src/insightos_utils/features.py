@@ -16,10 +16,8 @@ million events fit in seconds.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import pyarrow.compute as pc
 
 from insightos_utils.contract import NO_CAMPAIGN, OPEN_STATUSES, STATUSES, parse_timestamp
 from insightos_utils.errors import InputError
+from insightos_utils.io_utils import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
 TARGET = "target_converted"
 OTHER_COLUMN = "events_other"
@@ -102,30 +101,6 @@ class FeatureSpec:
     def event_feature_columns(self) -> tuple[str, ...]:
         """The ``events_*`` columns, in order."""
         return tuple(c for c in self.numeric_columns if c.startswith("events_"))
-
-
-# ---------------------------------------------------------------- atomic writes
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_feature_table(feature_table: pd.DataFrame, path: str | Path) -> Path:

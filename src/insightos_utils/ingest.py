@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +47,7 @@ from tqdm import tqdm
 from insightos_utils import contract
 from insightos_utils.contract import TABLES, TableSpec
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.io_utils import atomic_write, atomic_write_many
 
 REPORT_NAME = "ingest_report.json"
 FIRST_ROWS_SHOWN = 5  # offending lines named in a threshold error
@@ -552,20 +550,6 @@ def _date_range(output: pd.DataFrame, keep: np.ndarray, column: str | None) -> d
 # --- outputs -------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    temporary = _temporary_name(path)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def _write_parquet(result: _TableResult, path: Path) -> None:
     """The kept rows, filtered batch by batch while writing (no full filtered copy in memory).
 
@@ -600,7 +584,7 @@ def _write_outputs(
             continue
         tables[name] = result.report
         if len(result.rejected):
-            _atomic_write(rejected_path, lambda p, r=result: r.rejected.to_csv(p, index=False))
+            atomic_write(rejected_path, lambda p, r=result: r.rejected.to_csv(p, index=False))
             result.report["rejected_file"] = rejected_path.name
         else:
             rejected_path.unlink(missing_ok=True)
@@ -609,20 +593,13 @@ def _write_outputs(
 
     ok = not failures
     if ok:  # all Parquet under temporary names first, then renamed: never a mixed set
-        staged = []
-        try:
-            for name, result in results.items():
-                final = out_dir / f"{name}.parquet"
-                if result is None:
-                    continue
-                temporary = _temporary_name(final)
-                staged.append((temporary, final))
-                _write_parquet(result, temporary)
-            for temporary, final in staged:
-                os.replace(temporary, final)
-        finally:
-            for temporary, _ in staged:
-                temporary.unlink(missing_ok=True)
+        atomic_write_many(
+            {
+                out_dir / f"{name}.parquet": (lambda p, r=result: _write_parquet(r, p))
+                for name, result in results.items()
+                if result is not None
+            }
+        )
         for name, result in results.items():
             if result is None:  # a table the company no longer provides
                 (out_dir / f"{name}.parquet").unlink(missing_ok=True)
@@ -638,7 +615,7 @@ def _write_outputs(
         "tables": tables,
     }
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(out_dir / REPORT_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(out_dir / REPORT_NAME, lambda p: p.write_text(text, encoding="utf-8"))
     return report
 
 

@@ -27,7 +27,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -48,6 +47,7 @@ from insightos_utils.contract import (
     parse_timestamps,
 )
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.io_utils import atomic_write_many
 
 UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}
 DAYS_PER_MONTH = 30.4375
@@ -1042,15 +1042,7 @@ def write_ltv_outputs(
     }
     if campaign_table is not None:
         writers["campaign_ltv.csv"] = lambda p: campaign_table.to_csv(p, index=False)
-    temporary = {name: out_dir / f".{name}.{os.getpid()}.tmp" for name in writers}
-    try:
-        for name, write in writers.items():
-            write(temporary[name])
-        for name, tmp in temporary.items():
-            os.replace(tmp, out_dir / name)
-    finally:
-        for tmp in temporary.values():
-            tmp.unlink(missing_ok=True)
+    atomic_write_many({out_dir / name: write for name, write in writers.items()})
     return [out_dir / name for name in writers]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import nbformat
 import pandas as pd
 
-from insightos_utils.features import atomic_write
+from insightos_utils.io_utils import atomic_write_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
@@ -47,16 +47,6 @@ SCORE_RUNS_SHOWN = 20
 
 
 # --- files -------------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a page or JSON file atomically, readable by a web server's user (mode 0644)."""
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o644)  # mkstemp makes 0600: a web server serving reports/ could not read it
-
-    return atomic_write(path, write)
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from insightos_utils import __version__
 from insightos_utils import reports as portal
 from insightos_utils.config import PipelineConfig, notebook_parameters
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.io_utils import atomic_write_text
 
 KERNEL_NAME = "insightos"
 FALLBACK_KERNEL = "python3"
@@ -180,7 +181,7 @@ def _mark_interrupted_runs(reports_dir: Path) -> None:
         run_id = staging.name[1 : -len(".partial")]
         meta = portal.read_run_meta(staging) or {"run_id": run_id, "started_at": None}
         meta.update(status="failed", error={"message": "interrupted: the run never finished"})
-        portal.atomic_write_text(staging / portal.RUN_META, json.dumps(meta, indent=2))
+        atomic_write_text(staging / portal.RUN_META, json.dumps(meta, indent=2))
         with (staging / "run.log").open("a", encoding="utf-8") as log:
             log.write(f"{_utc_now()} found unfinished by a later run: marked failed\n")
         staging.rename(runs_dir / f"{run_id}{portal.FAILED_SUFFIX}")
@@ -427,7 +428,7 @@ def _fail(
     log.line(f"FAILED: {message}")
     log.line(f"nothing published; this run is kept in {folders.failed}")
     log.close()
-    portal.atomic_write_text(folders.staging / portal.RUN_META, json.dumps(meta, indent=2))
+    atomic_write_text(folders.staging / portal.RUN_META, json.dumps(meta, indent=2))
     portal.write_run_summary(folders.staging, meta)
     folders.staging.rename(folders.failed)
     if folders.publish:
@@ -450,7 +451,7 @@ def _succeed(
     meta["previous_run"] = (previous or {}).get("run_id")
     log.line(f"done in {meta['seconds']:.1f} s: {folders.final}")
     log.close()
-    portal.atomic_write_text(folders.staging / portal.RUN_META, json.dumps(meta, indent=2))
+    atomic_write_text(folders.staging / portal.RUN_META, json.dumps(meta, indent=2))
     portal.write_run_summary(folders.staging, meta, previous)
     folders.staging.rename(folders.final)
     if folders.publish:

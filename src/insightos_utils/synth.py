@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from tqdm import tqdm
 
 from insightos_utils.contract import CAMPAIGN_SPEND, EVENTS, TRANSACTIONS, USERS, parse_timestamp
 from insightos_utils.errors import InputError
+from insightos_utils.io_utils import atomic_write
 
 DEFAULT_AS_OF = "2026-06-30T00:00:00Z"
 HISTORY_DAYS = 730  # signups spread over the two years before as_of
@@ -738,17 +737,6 @@ def _file_table(frame: pd.DataFrame, columns: list[str], file_format: str) -> pa
     return table
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 def _write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_format: str) -> None:
     """Write one raw table as CSV (ISO 8601 UTC text) or Parquet, atomically."""
     table = _file_table(frame, columns, file_format)
@@ -759,9 +747,9 @@ def _write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_forma
         # all-text tables: quoting every valid value gives the same bytes, without scanning
         quoting = "all_valid" if textual else "needed"
         options = pa_csv.WriteOptions(quoting_style=quoting)
-        _atomic_write(path, lambda temp: pa_csv.write_csv(table, temp, options))
+        atomic_write(path, lambda temp: pa_csv.write_csv(table, temp, options))
     else:
-        _atomic_write(path, lambda temp: pq.write_table(table, temp, compression="zstd"))
+        atomic_write(path, lambda temp: pq.write_table(table, temp, compression="zstd"))
 
 
 def write_company(

@@ -1,0 +1,53 @@
+"""Atomic file writes: every output goes to a temporary name in its folder, then is renamed.
+
+A reader never sees a half-written file, and a failed step never replaces a good output.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique hidden name next to ``path`` (same folder, so the rename is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_many(writers: Mapping[Path, Callable[[Path], Any]]) -> list[Path]:
+    """Write several files under temporary names, then rename them all: never a mixed set.
+
+    If any writer fails, none of the final files is touched.
+    """
+    staged = {Path(path): temporary_name(Path(path)) for path in writers}
+    try:
+        for path, write in writers.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write(staged[Path(path)])
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+    return list(staged)
