@@ -155,3 +155,33 @@ def synthetic_lead_models(synthetic_processed: Path) -> dict[str, Any]:
         modeling.model_features(inputs.decisions, inputs.spec),
     )
     return {"data": data, "as_of": as_of, "inputs": inputs, "result": result}
+
+
+# --- runner (issue 5): one end-to-end `insightos run`, shared by the runner and browser tests ---
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(synthetic_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`insightos run` on the default synthetic company, once per session: the run folder.
+
+    The run is published in its own reports folder (``run.parents[1]``: ``latest``, index).
+    """
+    import subprocess
+    import sys
+
+    expected = {"01_ingest", "02_eda", "03_lead_scoring", "04_ltv"}
+    missing = expected - {path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
+    if missing:
+        pytest.skip(f"pipeline notebooks not in notebooks/ yet: {sorted(missing)}")
+    reports = tmp_path_factory.mktemp("pipeline-reports")
+    command = [
+        sys.executable, "-m", "insightos_utils", "run", "--raw", str(synthetic_raw),
+        "--config", str(REPO_ROOT / "insightos.toml"), "--notebooks", str(NOTEBOOKS),
+        "--reports-dir", str(reports), "--no-progress",
+    ]  # fmt: skip
+    completed = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    if completed.returncode != 0:
+        pytest.fail(f"insightos run exited {completed.returncode}:\n{completed.stderr[-4000:]}")
+    return Path(completed.stdout.strip().splitlines()[-1])

@@ -114,12 +114,30 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--discount-rate", type=float, help="override [ltv] monthly discount rate")
     p.add_argument("--margin", type=float, help="override [ltv] gross margin")
     p.add_argument("--score-only", action="store_true", help="score open leads, no retraining")
+    p.add_argument(
+        "--db", help="with --score-only: also upsert the scores into this database (SQLAlchemy URL)"
+    )
+    p.add_argument("--reports-dir", type=Path, help="override [run] reports_dir (default reports)")
+    p.add_argument("--notebooks", type=Path, help="notebooks folder (default ./notebooks)")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for a run already in progress before giving up (default 900)",
+    )
+    p.add_argument(
+        "--block-on-leakage",
+        action="store_true",
+        default=None,
+        help="fail the run (publish nothing) when the model card suspects leakage",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (cron, CI)")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from insightos_utils.config import DEFAULT_CONFIG_NAME, load_config
-    from insightos_utils.runner import run_pipeline
+    from insightos_utils.runner import DEFAULT_LOCK_TIMEOUT, run_pipeline
 
     config_path = args.config
     if config_path is None and Path(DEFAULT_CONFIG_NAME).exists():
@@ -132,10 +150,23 @@ def _run(args: argparse.Namespace) -> int:
         horizon_months=args.horizon_months,
         monthly_discount_rate=args.discount_rate,
         gross_margin=args.margin,
+        reports_dir=str(args.reports_dir) if args.reports_dir else None,
+        block_on_leakage=args.block_on_leakage,
     )
     if args.raw:  # an explicit folder wins over a configured database
         config = config.with_overrides(source_url="")
-    run_pipeline(config, out_dir=args.out, score_only=args.score_only)
+    if args.db and not args.score_only:
+        raise InputError("--db writes scores of a --score-only run; add --score-only")
+    run_dir = run_pipeline(
+        config,
+        out_dir=args.out,
+        score_only=args.score_only,
+        notebooks_dir=args.notebooks,
+        lock_timeout=DEFAULT_LOCK_TIMEOUT if args.lock_timeout is None else args.lock_timeout,
+        show_progress=not args.no_progress,
+        db_url=args.db,
+    )
+    print(run_dir)
     return 0
 
 

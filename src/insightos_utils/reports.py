@@ -1,0 +1,505 @@
+"""Stakeholder reports: executed notebooks as standalone HTML, a summary page per run, the index.
+
+Everything here is read by people who do not code: no code cells, prompts, tracebacks, warnings
+or raw object dumps; charts embedded so a file stands alone; no script or CDN link (the pages work
+offline and need no JavaScript). Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pandas as pd
+
+from insightos_utils.io_utils import atomic_write_text
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
+
+RUN_META = "run.json"
+RUNS_FOLDER = "runs"
+LATEST = "latest"
+LATEST_SCORES = "latest_scores"
+FAILED_SUFFIX = ".failed"
+SCORE_SUFFIX = "-score"
+
+# Cells a reader never sees: papermill's parameter cells and error banner, cells tagged to hide.
+HIDDEN_CELL_TAGS = frozenset(
+    {"parameters", "injected-parameters", "papermill-error-cell-tag", "remove_cell", "remove-cell"}
+)
+# Output formats that need a script to display: never embedded (offline, no JavaScript).
+SCRIPTED_MIMETYPES = frozenset(
+    {
+        "application/javascript",
+        "application/vnd.jupyter.widget-view+json",
+        "application/vnd.jupyter.widget-state+json",
+    }
+)
+# A bare repr such as "<Figure size 640x480 with 1 Axes>" or "<Axes: title=...>" says nothing.
+OBJECT_REPR = re.compile(r"^\s*(\[?<[\w.]+[ :].*>\]?|<[\w.]+ object at 0x[0-9a-f]+>)\s*$", re.S)
+SCORE_RUNS_SHOWN = 20
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing or unreadable."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def read_run_meta(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's ``run.json``, or None when it is missing or unreadable."""
+    return read_json(Path(run_dir) / RUN_META)
+
+
+# --- notebook HTML -----------------------------------------------------------------------------
+
+
+def _keep_output(output: nbformat.NotebookNode) -> bool:
+    if output.get("output_type") == "error":
+        return False
+    if output.get("output_type") == "stream":
+        return output.get("name") != "stderr"
+    data = output.get("data", {})
+    for mimetype in SCRIPTED_MIMETYPES & set(data):
+        del data[mimetype]
+    if not data:
+        return False
+    if set(data) == {"text/plain"}:
+        text = data["text/plain"]
+        text = "".join(text) if isinstance(text, list) else text
+        return not OBJECT_REPR.match(text)
+    return True
+
+
+def stakeholder_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of an executed notebook with only what a stakeholder should read.
+
+    Drops parameter cells, papermill's error banner, error outputs, stderr streams (warnings),
+    outputs that need JavaScript, bare object reprs, and code cells left with no output.
+    """
+    cleaned = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    cells, context = [], "the notebook"
+    for cell in cleaned.cells:
+        if HIDDEN_CELL_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        if cell.cell_type == "markdown":
+            context = next(
+                (ln.lstrip("# ") for ln in cell.source.splitlines() if ln.strip()), context
+            )
+        if cell.cell_type == "code":
+            cell.outputs = [output for output in cell.get("outputs", []) if _keep_output(output)]
+            if not cell.outputs:
+                continue
+            for output in cell.outputs:  # alternative text for screen readers
+                if "image/png" in output.get("data", {}):
+                    image_meta = output.setdefault("metadata", {}).setdefault("image/png", {})
+                    image_meta.setdefault("alt", f"Chart for: {context[:150]}")
+        cells.append(cell)
+    cleaned.cells = cells
+    cleaned.metadata.pop("widgets", None)
+    return cleaned
+
+
+def notebook_title(notebook: nbformat.NotebookNode, fallback: str) -> str:
+    """The first Markdown heading of a notebook (what it is about), else ``fallback``."""
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("#"):
+                return line.lstrip("#").strip() or fallback
+    return fallback
+
+
+def render_html(executed_notebook: str | Path, html_path: str | Path) -> Path:
+    """Render an executed notebook as one self-contained, offline HTML report for stakeholders.
+
+    Code cells and prompts are hidden, charts are embedded as data URIs, and the template links
+    no script or stylesheet from the network.
+    """
+    from nbconvert import HTMLExporter
+
+    executed_notebook = Path(executed_notebook)
+    notebook = nbformat.read(executed_notebook, as_version=4)
+    cleaned = stakeholder_notebook(notebook)
+    cleaned.metadata["title"] = notebook_title(notebook, executed_notebook.stem)
+    exporter = HTMLExporter(
+        template_name="lab",
+        template_file=NOTEBOOK_TEMPLATE,
+        extra_template_paths=[str(TEMPLATES)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+    body, _ = exporter.from_notebook_node(cleaned)
+    return atomic_write_text(html_path, body)
+
+
+# --- numbers in words --------------------------------------------------------------------------
+
+
+def _jinja():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html", "j2"]),
+        keep_trailing_newline=True,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _time_label(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _day_label(value: str | None) -> str:
+    return (value or "")[:10]
+
+
+def _window_label(window: dict[str, Any] | None) -> str:
+    if not window or not window.get("start"):
+        return ""
+    return f"{_day_label(window['start'])} to {_day_label(window.get('end'))}"
+
+
+NUMBER_FORMATS = {
+    "auc": "{:.3f}",
+    "count": "{:,.0f}",
+    "ratio": "{:.2f}×",
+    "money": "{:,.2f}",
+    "percent": "{:.0%}",
+    "months": "{:.1f} months",
+}
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if isinstance(value, float) and math.isinf(value) and kind == "months":
+        return "not within the horizon"
+    if not _is_number(value):
+        return "—" if value is None or isinstance(value, float) or value == "" else str(value)
+    if kind == "percent" and value > 0.99:  # a model's 0.996 is not a certainty
+        return ">99%"
+    return NUMBER_FORMATS.get(kind, "{}").format(value)
+
+
+def ltv_ratio(campaign_ltv: pd.DataFrame, reference_campaign: str) -> float | None:
+    """Mean LTV of the reference campaign's customers over that of every other campaign's.
+
+    The original study's headline (2.3× for ``google_gestao_agil``); the other campaigns are
+    weighted by their number of customers. None when either side has no customers.
+    """
+    needed = {"campaign", "customers", "ltv_mean"}
+    if campaign_ltv.empty or not needed <= set(campaign_ltv.columns):
+        return None
+    table = campaign_ltv.dropna(subset=["ltv_mean", "customers"])
+    table = table[table["customers"] > 0]
+    is_reference = table["campaign"].astype(str) == reference_campaign
+    reference, others = table[is_reference], table[~is_reference]
+    if reference.empty or others.empty:
+        return None
+    reference_mean = float(
+        (reference["ltv_mean"] * reference["customers"]).sum() / reference["customers"].sum()
+    )
+    others_mean = float(
+        (others["ltv_mean"] * others["customers"]).sum() / others["customers"].sum()
+    )
+    if others_mean <= 0:
+        return None
+    return reference_mean / others_mean
+
+
+CHANGE_MEASURES = (
+    ("holdout_roc_auc", "Holdout ROC AUC of the champion", "auc"),
+    ("open_leads", "Open leads scored", "count"),
+    ("ltv_ratio", "LTV ratio (reference campaign vs the rest)", "ratio"),
+)
+
+
+def describe_changes(
+    current: dict[str, Any], previous: dict[str, Any] | None
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Table rows and plain sentences comparing a run's headline numbers with the previous run's."""
+    if not previous:
+        return [], []
+    rows, sentences = [], []
+    for key, label, kind in CHANGE_MEASURES:
+        now, before = current.get(key), previous.get(key)
+        if not _is_number(now) and not _is_number(before):
+            continue
+        delta, direction = "—", ""
+        if _is_number(now) and _is_number(before):
+            change = now - before
+            direction = "up" if change > 0 else "down" if change < 0 else ""
+            delta = "no change" if change == 0 else f"{'+' if change > 0 else '−'}"
+            if change != 0:
+                delta += _fmt(abs(change), kind).rstrip("×")
+            verb = {"up": "rose", "down": "fell", "": "stayed"}[direction]
+            sentences.append(
+                f"{label} {verb} {'at' if not direction else 'to'} {_fmt(now, kind)}"
+                + (f" (was {_fmt(before, kind)})." if direction else ".")
+            )
+        rows.append(
+            {
+                "label": label,
+                "now": _fmt(now, kind),
+                "before": _fmt(before, kind),
+                "delta": delta,
+                "direction": direction,
+            }
+        )
+    champion, old_champion = current.get("champion"), previous.get("champion")
+    if champion and old_champion and champion != old_champion:
+        sentences.append(f"The champion model changed from {old_champion} to {champion}.")
+    return rows, sentences
+
+
+# --- run summary page --------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError):
+        return None
+
+
+def top_leads(scored_leads: pd.DataFrame, n: int = 10) -> list[dict[str, str]]:
+    """The ``n`` best-ranked open leads, formatted for reading."""
+    order = "rank" if "rank" in scored_leads.columns else "score"
+    best = scored_leads.sort_values(order, ascending=order == "rank").head(n)
+    return [
+        {
+            "rank": _fmt(row.get("rank"), "count"),
+            "user_id": str(row.get("user_id", "")),
+            "score": _fmt(row.get("score"), "percent"),
+            "grade": str(row.get("grade", "")),
+            "top_reasons": "" if pd.isna(row.get("top_reasons")) else str(row.get("top_reasons")),
+        }
+        for row in best.to_dict("records")
+    ]
+
+
+def campaign_rows(campaign_ltv: pd.DataFrame) -> tuple[list[dict[str, Any]], str]:
+    """Campaigns by value returned per unit of acquisition cost, best first, and one sentence."""
+    table = campaign_ltv.copy()
+    if "ltv_to_cac" not in table.columns:
+        table["ltv_to_cac"] = float("nan")
+    table = table.sort_values(["ltv_to_cac", "ltv_mean"], ascending=False, na_position="last")
+    rows = []
+    for row in table.to_dict("records"):
+        low, high = row.get("ltv_ci_low"), row.get("ltv_ci_high")
+        rows.append(
+            {
+                "campaign": str(row.get("campaign", "")),
+                "customers": _fmt(row.get("customers"), "count"),
+                "ltv_mean": _fmt(row.get("ltv_mean"), "money"),
+                "interval": f"{_fmt(low, 'money')} – {_fmt(high, 'money')}"
+                if _is_number(low) and _is_number(high)
+                else "—",
+                "cac": _fmt(row.get("cac"), "money"),
+                "ltv_to_cac": _fmt(row.get("ltv_to_cac"), "ratio"),
+                "payback": _fmt(row.get("payback_months"), "months"),
+                "has_ratio": _is_number(row.get("ltv_to_cac")),
+            }
+        )
+    if rows and rows[0]["has_ratio"]:
+        best = rows[0]
+        sentence = (
+            f"{best['campaign']} returns the most per unit spent: each customer is worth "
+            f"{best['ltv_to_cac']} what it cost to acquire (average lifetime value "
+            f"{best['ltv_mean']}, cost per customer {best['cac']})."
+        )
+    else:
+        sentence = "No campaign spend was recorded, so value per cost cannot be compared."
+    return rows, sentence
+
+
+def _run_view(run: dict[str, Any]) -> dict[str, Any]:
+    view = dict(run)
+    view["started_label"] = _time_label(run.get("started_at"))
+    view["data_window_label"] = _window_label(run.get("data_window"))
+    view["as_of_label"] = _day_label(run.get("as_of"))
+    return view
+
+
+def write_run_summary(
+    run_dir: str | Path, run: dict[str, Any], previous: dict[str, Any] | None = None
+) -> Path:
+    """Write ``run_dir/index.html``: what changed, who to call first, where to spend, links.
+
+    For a failed run the page says why it failed and shows none of its partial results.
+    """
+    run_dir = Path(run_dir)
+    changes, change_sentences, leads, campaigns, spend_sentence = [], [], [], [], ""
+    campaign_ltv = None
+    if run.get("status") == "ok":  # a failed run's partial outputs are never shown as results
+        changes, change_sentences = describe_changes(run, previous)
+        scored = _read_csv(run_dir / "scored_leads.csv")
+        if scored is not None and not scored.empty:
+            leads = top_leads(scored)
+        campaign_ltv = _read_csv(run_dir / "campaign_ltv.csv")
+        if campaign_ltv is not None and not campaign_ltv.empty:
+            campaigns, spend_sentence = campaign_rows(campaign_ltv)
+            # 04_ltv's recommendation, when it wrote one, is the one voice on where to spend
+            ltv_params = read_json(run_dir / "ltv_params.json") or {}
+            spend_sentence = ltv_params.get("recommendation") or spend_sentence
+    notebooks = [
+        {
+            "html": nb["html"],
+            "title": nb.get("title") or nb["name"],
+            "seconds": f"{nb.get('seconds', 0):.0f} s",
+        }
+        for nb in run.get("notebooks", [])
+        if nb.get("html")
+    ]
+    files = [
+        name
+        for name in (
+            "scored_leads.csv",
+            "model_card.json",
+            "customer_ltv.csv",
+            "campaign_ltv.csv",
+            "ltv_params.json",
+            RUN_META,
+            "run.log",
+        )
+        if (run_dir / name).exists()
+    ]
+    html = (
+        _jinja()
+        .get_template("run_summary.html.j2")
+        .render(
+            run=_run_view(run),
+            previous_id=(previous or {}).get("run_id"),
+            changes=changes,
+            change_sentences=change_sentences,
+            top_leads=leads,
+            open_leads_label=_fmt(run.get("open_leads"), "count"),
+            campaigns=campaigns,
+            show_payback=campaign_ltv is not None and "payback_months" in campaign_ltv.columns,
+            spend_sentence=spend_sentence,
+            notebooks=notebooks,
+            files=files,
+        )
+    )
+    return atomic_write_text(run_dir / "index.html", html)
+
+
+# --- the index portal --------------------------------------------------------------------------
+
+
+def list_runs(reports_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every finished run folder under ``reports_dir/runs`` with its metadata, newest first.
+
+    Staging folders (``.<id>.partial``) are in progress and left out.
+    """
+    runs_dir = Path(reports_dir) / RUNS_FOLDER
+    found = []
+    for folder in runs_dir.iterdir() if runs_dir.is_dir() else []:
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        meta = read_run_meta(folder)
+        if meta is not None:
+            found.append((folder, meta))
+    found.sort(key=lambda item: (item[1].get("started_at", ""), item[0].name), reverse=True)
+    return found
+
+
+def _link(folder: Path, meta: dict[str, Any]) -> tuple[str, str]:
+    base = f"{RUNS_FOLDER}/{folder.name}"
+    if not (folder / "index.html").exists():
+        return f"{base}/run.log", "run.log"
+    return f"{base}/index.html", "report" if meta.get("status") == "ok" else "why it failed"
+
+
+def _published(reports_dir: Path, name: str) -> dict[str, Any] | None:
+    link = reports_dir / name
+    return read_run_meta(link) if link.exists() else None
+
+
+def write_index(reports_dir: str | Path, reference_campaign: str = "") -> Path:
+    """Write ``reports/index.html`` (every run, newest first) and ``reports/runs/index.html``.
+
+    The second one only redirects to the first, so a run page's ``../index.html`` link reaches the
+    index both from ``runs/<id>/`` and through the ``latest`` link.
+    """
+    reports_dir = Path(reports_dir)
+    runs, score_runs = [], []
+    for folder, meta in list_runs(reports_dir):
+        view = _run_view(meta)
+        view["href"], view["link_text"] = _link(folder, meta)
+        view["open_leads"] = _fmt(meta.get("open_leads"), "count")
+        if meta.get("kind") == "score":
+            score_runs.append(view)
+            continue
+        view["auc"] = _fmt(meta.get("holdout_roc_auc"), "auc")
+        view["ltv_ratio"] = _fmt(meta.get("ltv_ratio"), "ratio")
+        view["champion"] = meta.get("champion") or "—"
+        runs.append(view)
+    latest = _published(reports_dir, LATEST)
+    latest_scores = _published(reports_dir, LATEST_SCORES)
+    if not reference_campaign and latest:
+        reference_campaign = latest.get("config", {}).get("reference_campaign", "")
+    html = (
+        _jinja()
+        .get_template("index.html.j2")
+        .render(
+            updated_label=_time_label(datetime.now(UTC).isoformat()),
+            latest=_run_view(latest) if latest else None,
+            latest_scores=(
+                {
+                    **_run_view(latest_scores),
+                    "open_leads": _fmt(latest_scores.get("open_leads"), "count"),
+                }
+                if latest_scores
+                else None
+            ),
+            runs=runs,
+            score_runs=score_runs[:SCORE_RUNS_SHOWN],
+            reference_campaign=reference_campaign or "reference",
+        )
+    )
+    redirect = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="refresh" content="0; url=../index.html"><link rel="icon" href="data:,">'
+        "<title>InsightOS reports</title></head>"
+        '<body><p><a href="../index.html">All InsightOS runs</a></p></body></html>\n'
+    )
+    atomic_write_text(reports_dir / RUNS_FOLDER / "index.html", redirect)
+    return atomic_write_text(reports_dir / "index.html", html)
+
+
+def external_references(html: str) -> list[str]:
+    """Every script, stylesheet, image or font the page would fetch from the network."""
+    pattern = re.compile(
+        r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']((?:https?:)?//[^"']+)"""
+        r"""|@import\s+(?:url\()?["']?((?:https?:)?//[^"')]+)"""
+        r"""|url\(\s*["']?((?:https?:)?//[^"')]+)""",
+        re.I,
+    )
+    return [next(group for group in match.groups() if group) for match in pattern.finditer(html)]

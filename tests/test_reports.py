@@ -1,0 +1,296 @@
+"""Stakeholder HTML: notebooks rendered without code or errors, run summaries and the index."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from insightos_utils import reports
+
+# A 1x1 PNG: enough for nbconvert to embed an image output.
+PIXEL = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c63f8cfc0f01f0005000201e2217bc8"
+        "0000000049454e44ae426082"
+    )
+).decode()
+
+
+def executed_notebook() -> nbformat.NotebookNode:
+    """An executed notebook with every kind of output a stakeholder must or must not see."""
+    new = nbformat.v4
+    parameters = new.new_code_cell('run_dir = "x"')
+    parameters.metadata["tags"] = ["parameters"]
+    injected = new.new_code_cell('run_dir = "/tmp/run"  # SECRET_PARAMETER')
+    injected.metadata["tags"] = ["injected-parameters"]
+    chart = new.new_code_cell(
+        "plot_source_code_marker()",
+        outputs=[
+            new.new_output("stream", name="stderr", text="UserWarning: STDERR_MARKER\n"),
+            new.new_output("display_data", data={"image/png": PIXEL, "text/plain": "<Figure>"}),
+            new.new_output("execute_result", data={"text/plain": "<Axes: title={'center': 'x'}>"}),
+        ],
+    )
+    printed = new.new_code_cell(
+        "print('hello')", outputs=[new.new_output("stream", name="stdout", text="STDOUT_KEPT\n")]
+    )
+    scripted = new.new_code_cell(
+        "show_widget()",
+        outputs=[new.new_output("display_data", data={"application/javascript": "alert(1)"})],
+    )
+    failing = new.new_code_cell(
+        "raise ValueError('boom')",
+        outputs=[
+            new.new_output(
+                "error",
+                ename="ValueError",
+                evalue="ERROR_MARKER",
+                traceback=["Traceback (most recent call last)", "ValueError: ERROR_MARKER"],
+            )
+        ],
+    )
+    silent = new.new_code_cell("x = 1")
+    notebook = new.new_notebook(
+        cells=[
+            new.new_markdown_cell("# Lead scoring\n\nWho converts, and why."),
+            parameters,
+            injected,
+            chart,
+            printed,
+            scripted,
+            failing,
+            silent,
+            new.new_markdown_cell("Conclusion in words."),
+        ]
+    )
+    return notebook
+
+
+def test_stakeholder_notebook_keeps_only_what_a_reader_should_see() -> None:
+    cleaned = reports.stakeholder_notebook(executed_notebook())
+    sources = [cell.source for cell in cleaned.cells]
+    assert not any("run_dir" in source for source in sources)  # parameter cells gone
+    assert "x = 1" not in sources  # a code cell with no output says nothing
+    outputs = [o for cell in cleaned.cells if cell.cell_type == "code" for o in cell.outputs]
+    kinds = [(o.output_type, o.get("name"), sorted(o.get("data", {}))) for o in outputs]
+    assert kinds == [
+        ("display_data", None, ["image/png", "text/plain"]),
+        ("stream", "stdout", []),
+    ]
+
+
+def test_render_html_hides_code_errors_and_warnings_and_embeds_images(tmp_path: Path) -> None:
+    executed = tmp_path / "03_lead_scoring.ipynb"
+    nbformat.write(executed_notebook(), executed)
+    html_path = reports.render_html(executed, tmp_path / "03_lead_scoring.html")
+    html = html_path.read_text()
+    for hidden in (
+        "plot_source_code_marker",
+        "SECRET_PARAMETER",
+        "STDERR_MARKER",
+        "ERROR_MARKER",
+        "Traceback",
+        "<Axes",
+        "alert(1)",
+        'class="jp-InputPrompt',
+        'class="jp-OutputPrompt',
+    ):
+        assert hidden not in html, hidden
+    code_cells = re.findall(r'class="(jp-Cell jp-CodeCell[^"]*)"', html)
+    assert code_cells and all("jp-mod-noInput" in classes for classes in code_cells)
+    assert "STDOUT_KEPT" in html
+    assert f"data:image/png;base64,{PIXEL}" in html
+    assert 'alt="Chart for: Lead scoring"' in html
+    assert "<title>Lead scoring</title>" in html
+    assert reports.external_references(html) == []
+    assert "<script" not in html
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_external_references_finds_network_links() -> None:
+    page = (
+        '<script src="https://cdn.example.org/require.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example.org/a.css">'
+        "<style>@import url('https://x.example.org/b.css');</style>"
+        '<img src="data:image/png;base64,AAAA"><a href="https://example.org">a link is fine</a>'
+    )
+    assert reports.external_references(page) == [
+        "https://cdn.example.org/require.js",
+        "//fonts.example.org/a.css",
+        "https://x.example.org/b.css",
+    ]
+
+
+def test_ltv_ratio_weights_other_campaigns_by_customers() -> None:
+    table = pd.DataFrame(
+        {
+            "campaign": ["google_gestao_agil", "facebook", "(none)"],
+            "customers": [10, 30, 10],
+            "ltv_mean": [70.0, 30.0, 50.0],
+        }
+    )
+    # others: (30*30 + 10*50) / 40 = 35
+    assert reports.ltv_ratio(table, "google_gestao_agil") == pytest.approx(2.0)
+    assert reports.ltv_ratio(table, "not_a_campaign") is None
+    assert reports.ltv_ratio(table.iloc[:1], "google_gestao_agil") is None
+
+
+def test_describe_changes_compares_with_the_previous_run() -> None:
+    current = {"holdout_roc_auc": 0.74, "open_leads": 1200, "ltv_ratio": 2.3, "champion": "b"}
+    previous = {"holdout_roc_auc": 0.70, "open_leads": 1250, "ltv_ratio": 2.3, "champion": "a"}
+    rows, sentences = reports.describe_changes(current, previous)
+    by_label = {row["label"]: row for row in rows}
+    auc = by_label["Holdout ROC AUC of the champion"]
+    assert (auc["now"], auc["before"], auc["delta"], auc["direction"]) == (
+        "0.740",
+        "0.700",
+        "+0.040",
+        "up",
+    )
+    assert by_label["Open leads scored"]["delta"] == "−50"
+    assert by_label["Open leads scored"]["direction"] == "down"
+    assert by_label["LTV ratio (reference campaign vs the rest)"]["delta"] == "no change"
+    assert "The champion model changed from a to b." in sentences
+    assert reports.describe_changes(current, None) == ([], [])
+
+
+def write_outputs(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(15)],
+            "score": [i / 15 for i in range(15)],
+            "grade": ["A"] * 5 + ["B"] * 10,
+            "rank": list(range(15, 0, -1)),
+            "top_reasons": ["came back on day 2"] * 15,
+            "model_version": "v2_xgboost@1",
+            "scored_at": "2026-06-30",
+        }
+    ).to_csv(run_dir / "scored_leads.csv", index=False)
+    pd.DataFrame(
+        {
+            "campaign": ["facebook", "google_gestao_agil", "(none)"],
+            "customers": [40, 20, 30],
+            "ltv_mean": [32.0, 73.6, 30.0],
+            "ltv_ci_low": [28.0, 60.0, 25.0],
+            "ltv_ci_high": [36.0, 80.0, 35.0],
+            "cac": [16.0, 20.0, float("nan")],
+            "ltv_to_cac": [2.0, 3.68, float("nan")],
+        }
+    ).to_csv(run_dir / "campaign_ltv.csv", index=False)
+
+
+def run_meta(run_id: str, started_at: str, **extra) -> dict:
+    return {
+        "run_id": run_id,
+        "kind": "full",
+        "status": "ok",
+        "started_at": started_at,
+        "data_window": {"start": "2024-01-01T00:00:00", "end": "2026-06-30T00:00:00"},
+        "as_of": "2026-06-30T00:00:00",
+        "champion": "v2_xgboost",
+        "holdout_roc_auc": 0.731,
+        "open_leads": 15,
+        "ltv_ratio": 2.3,
+        "config": {"reference_campaign": "google_gestao_agil"},
+        "notebooks": [{"name": "03_lead_scoring.ipynb", "title": "Lead scoring", "seconds": 12.3,
+                       "html": "03_lead_scoring.html"}],
+        **extra,
+    }  # fmt: skip
+
+
+def test_run_summary_says_who_to_call_and_where_to_spend(tmp_path: Path) -> None:
+    write_outputs(tmp_path)
+    previous = run_meta("20260101T000000Z-aaaa", "2026-01-01T00:00:00+00:00", open_leads=20)
+    page = reports.write_run_summary(
+        tmp_path, run_meta("20260102T000000Z-bbbb", "2026-01-02T00:00:00+00:00"), previous
+    ).read_text()
+    call_first = page[page.index('id="call-first"') : page.index('id="spend"')]
+    ranks = [int(cell.split("<")[0]) for cell in call_first.split('<td class="num">')[1::2]]
+    assert ranks == list(range(1, 11))  # the ten best, in rank order
+    assert "u14" in call_first and "u4" not in call_first.replace("u14", "")
+    spend = page[page.index('id="spend"') : page.index('id="reports"')]
+    assert spend.index("google_gestao_agil") < spend.index("facebook") < spend.index("(none)")
+    assert "3.68×" in spend
+    assert "Open leads scored fell to 15 (was 20)." in page
+    assert "google_gestao_agil returns the most per unit spent" in spend
+    (tmp_path / "ltv_params.json").write_text(json.dumps({"recommendation": "Put it in X."}))
+    page = reports.write_run_summary(tmp_path, run_meta("b", "2026-01-02T00:00:00")).read_text()
+    assert "Put it in X." in page and "returns the most per unit spent" not in page
+    assert 'href="03_lead_scoring.html"' in page and 'href="scored_leads.csv"' in page
+    assert reports.external_references(page) == [] and "<script" not in page
+
+
+def test_run_summary_of_a_failed_run_shows_no_partial_results(tmp_path: Path) -> None:
+    write_outputs(tmp_path)
+    failed = run_meta(
+        "20260102T000000Z-cccc",
+        "2026-01-02T00:00:00+00:00",
+        status="failed",
+        error={"message": "02_eda.ipynb: cell 4 raised KeyError: 'x'"},
+    )
+    page = reports.write_run_summary(tmp_path, failed).read_text()
+    assert "02_eda.ipynb: cell 4 raised KeyError" in page
+    assert 'id="call-first"' not in page and 'id="spend"' not in page
+
+
+def test_index_lists_runs_newest_first_with_their_numbers(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    metas = [
+        run_meta("20260101T000000Z-aaaa", "2026-01-01T00:00:00+00:00", holdout_roc_auc=0.701),
+        run_meta(
+            "20260103T000000Z-cccc",
+            "2026-01-03T00:00:00+00:00",
+            status="failed",
+            error={"message": "bad input"},
+        ),
+        run_meta("20260102T000000Z-bbbb", "2026-01-02T00:00:00+00:00", holdout_roc_auc=0.712),
+        {**run_meta("20260104T000000Z-dddd-score", "2026-01-04T00:00:00+00:00"), "kind": "score",
+         "model_run": "20260102T000000Z-bbbb", "open_leads": 1234},
+    ]  # fmt: skip
+    for meta in metas:
+        folder = runs / (meta["run_id"] + (".failed" if meta["status"] == "failed" else ""))
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps(meta))
+        reports.write_run_summary(folder, meta)
+    (runs / ".20260105T000000Z-eeee.partial").mkdir()  # in progress: not listed
+    (tmp_path / "latest").symlink_to("runs/20260102T000000Z-bbbb")
+    (tmp_path / "latest_scores").symlink_to("runs/20260104T000000Z-dddd-score")
+
+    page = reports.write_index(tmp_path).read_text()
+    table = page[page.index('id="runs"') : page.index('id="scores"')]
+    assert table.index("2026-01-03") < table.index("2026-01-02") < table.index("2026-01-01")
+    assert "0.712" in table and "0.701" in table and "2.30×" in table
+    assert 'href="runs/20260103T000000Z-cccc.failed/index.html"' in table
+    assert "20260105" not in page
+    scores = page[page.index('id="scores"') :]
+    assert "1,234" in scores and "20260102T000000Z-bbbb" in scores
+    assert 'href="latest/index.html"' in page and 'href="latest_scores/scored_leads.csv"' in page
+    redirect = (runs / "index.html").read_text()
+    assert 'url=../index.html"' in redirect
+    assert reports.external_references(page) == []
+
+
+def test_numbers_read_as_words_not_as_nan_or_false_certainty() -> None:
+    table = pd.DataFrame(
+        {
+            "campaign": ["a", "(none)"],
+            "customers": [10, 5],
+            "ltv_mean": [50.0, 30.0],
+            "cac": [20.0, float("nan")],
+            "ltv_to_cac": [2.5, float("nan")],
+            "payback_months": [float("inf"), float("nan")],
+        }
+    )
+    rows, _ = reports.campaign_rows(table)
+    assert [row["payback"] for row in rows] == ["not within the horizon", "—"]
+    assert rows[1]["cac"] == "—" and rows[1]["ltv_to_cac"] == "—"
+    leads = pd.DataFrame({"user_id": ["u1", "u2"], "score": [0.998, 0.5], "rank": [1, 2]})
+    assert [lead["score"] for lead in reports.top_leads(leads)] == [">99%", "50%"]
