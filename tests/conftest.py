@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,35 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("no PostgreSQL server: INSIGHTOS_TEST_DATABASE_URL is not set")
     return url
+
+
+@contextmanager
+def fresh_postgres_schema(postgres_url: str, prefix: str) -> Iterator[str]:
+    """A new PostgreSQL schema; yields a URL whose search_path points at it; dropped after."""
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_url)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at INSIGHTOS_TEST_DATABASE_URL: {error}")
+    separator = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A fresh schema in the test database for one test (never touches ``public``)."""
+    with fresh_postgres_schema(postgres_url, "test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

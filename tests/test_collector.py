@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from conftest import fresh_postgres_schema
 
 from insightos_utils.cli import main
 from insightos_utils.collector import CollectorProcess, create_app
@@ -56,17 +57,8 @@ def running(app) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def pg_schema_url(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL schema for this test run (search_path), dropped afterwards."""
-    schema = f"collector_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in postgres_url else "?"
-    try:
-        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_postgres_schema(postgres_url, "collector_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -561,25 +559,6 @@ def test_sqlite_missing_table_and_missing_file(tmp_path: Path, capsys) -> None:
     assert run_cli("--source", f"sqlite:///{tmp_path}/absent.sqlite", "--out", tmp_path / "o") == 2
     assert "absent.sqlite" in capsys.readouterr().err
     assert not (tmp_path / "absent.sqlite").exists()
-
-
-@pytest.fixture
-def postgres_schema_url(postgres_url: str) -> Callable[[], str]:
-    """A fresh schema in the test database; the URL's search_path points at it. Dropped after."""
-    import sqlalchemy as sa
-
-    schema = f"ingest_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(postgres_url)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    except sa.exc.OperationalError as error:
-        pytest.skip(f"PostgreSQL not reachable: {error}")
-    separator = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
 
 
 @pytest.mark.postgres

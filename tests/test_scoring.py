@@ -142,15 +142,9 @@ def test_upsert_into_sqlite_twice_gives_no_duplicates(scored: pd.DataFrame, tmp_
 
 @pytest.mark.postgres
 def test_upsert_into_postgresql_twice_gives_no_duplicates(
-    scored: pd.DataFrame, postgres_url: str
+    scored: pd.DataFrame, postgres_schema_url: str
 ) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS scored_leads"))
-    engine.dispose()
-    _upsert_twice(scored, postgres_url)
+    _upsert_twice(scored, postgres_schema_url)
 
 
 def test_score_command_refuses_a_missing_model(tmp_path: Path, capsys) -> None:
