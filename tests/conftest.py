@@ -118,6 +118,37 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
+@pytest.fixture(scope="module")
+def chromium_driver(chromium_paths: tuple[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """Headless Chromium under selenium, kept off the network, with a fresh profile per module."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = chromium_paths
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
 # --- lead scoring: a hand-built feature table (modeling / explain / scoring tests) -------------
 
 

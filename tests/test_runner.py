@@ -253,9 +253,11 @@ def test_two_runs_started_together_take_turns(tmp_path: Path) -> None:
 
 
 def fake_scoring(monkeypatch: pytest.MonkeyPatch, calls: list[dict], fail: Exception | None = None):
-    """A stand-in for ``scoring.score_command`` (modelling builds the real one)."""
+    """A stand-in for ``scoring.score_command``, so these tests need no trained model."""
 
-    def score_command(model_path, out_path, raw_dir=None, source_url=None, as_of=None, db_url=None):
+    def score_command(
+        model_path, out_path, raw_dir=None, source_url=None, as_of=None, db_url=None, **options
+    ):
         calls.append(
             {"model_path": model_path, "raw_dir": raw_dir, "as_of": as_of, "db_url": db_url}
         )

@@ -1154,7 +1154,12 @@ def feature_inputs(
             )
         decisions = eda.FeatureDecisions.from_json(decisions_path)
         table = features.build_feature_table(users, events, spec, as_of)
-        return FeatureInputs(spec, decisions, table, f"read from {spec_path.parent} (02_eda)")
+        return FeatureInputs(
+            spec,
+            decisions,
+            table,
+            "read from this run's 02_eda outputs (feature_spec.json, feature_decisions.json)",
+        )
     spec = features.fit_feature_spec(users, events, as_of, window_days, min_event_users)
     table = features.build_feature_table(users, events, spec, as_of)
     decisions = eda.decide_feature_drops(

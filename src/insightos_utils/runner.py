@@ -347,7 +347,7 @@ def run_pipeline(
     try:
         _mark_interrupted_runs(reports)
         if score_only:
-            return _score_run(config, reports, out, cwd, db_url)
+            return _score_run(config, reports, out, cwd, db_url, show_progress)
         notebooks = find_notebooks(_resolve(cwd, notebooks_dir or "notebooks"))
         return _full_run(config, reports, out, cwd, notebooks, show_progress)
     finally:
@@ -567,7 +567,12 @@ def _execute(
 
 
 def _score_run(
-    config: PipelineConfig, reports: Path, out: Path | None, cwd: Path, db_url: str | None
+    config: PipelineConfig,
+    reports: Path,
+    out: Path | None,
+    cwd: Path,
+    db_url: str | None,
+    show_progress: bool = True,
 ) -> Path:
     """Score the open leads with the published champion, no retraining; publish latest_scores."""
     model = reports / portal.LATEST / CHAMPION_MODEL
@@ -599,6 +604,7 @@ def _score_run(
             source_url=source_url,
             as_of=config.data.as_of or None,
             db_url=db_url,
+            show_progress=show_progress,
         )
         meta["scoring_seconds"] = round(time.perf_counter() - started, 2)
         meta.update(

@@ -219,12 +219,13 @@ def score_command(
     source_url: str | None = None,
     as_of: str | None = None,
     db_url: str | None = None,
+    show_progress: bool = True,
 ) -> pd.DataFrame:
     """``insightos score``: ingest the raw source, rebuild features with the bundle's spec at
     as-of, score the open leads, write the CSV (and upsert into ``--db``)."""
     bundle = load_bundle(model_path)  # first: a wrong --model fails before any work
     with tempfile.TemporaryDirectory(prefix="insightos-score-") as processed_dir:
-        ingest(processed_dir, raw_dir=raw_dir, source_url=source_url)
+        ingest(processed_dir, raw_dir=raw_dir, source_url=source_url, show_progress=show_progress)
         processed = read_processed(processed_dir)
     stand_at = features.resolve_as_of(processed.users, processed.events, as_of)
     spec = features.FeatureSpec.from_dict(bundle.feature_spec)
