@@ -295,6 +295,19 @@ def _join_reasons(phrase_ids: np.ndarray, phrases: list[str]) -> np.ndarray:
     return texts[combination]
 
 
+def _largest_columns(magnitude: np.ndarray, top_n: int) -> np.ndarray:
+    """Per row, the columns of the ``top_n`` largest values, largest first (ties: the earlier
+    column), i.e. the first ``top_n`` of a stable descending sort. One ``argmax`` per rank is
+    far faster than sorting or partitioning a million short rows."""
+    remaining = magnitude.copy()
+    rows = np.arange(len(magnitude))
+    top = np.empty((len(magnitude), top_n), dtype=np.intp)
+    for rank in range(top_n):
+        top[:, rank] = np.argmax(remaining, axis=1)
+        remaining[rows, top[:, rank]] = -np.inf
+    return top
+
+
 def explain_leads(
     pipeline: Pipeline,
     frame: pd.DataFrame,
@@ -319,13 +332,7 @@ def explain_leads(
     )
     n_rows, n_features = contributions.shape
     top_n = max(0, min(top_n, n_features))
-    magnitude = np.abs(contributions)
-    if top_n and top_n < n_features:
-        candidates = np.argpartition(-magnitude, top_n - 1, axis=1)[:, :top_n]
-    else:
-        candidates = np.tile(np.arange(n_features), (n_rows, 1))[:, :top_n]
-    order = np.argsort(-np.take_along_axis(magnitude, candidates, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(candidates, order, axis=1)
+    top = _largest_columns(np.abs(contributions), top_n)
     top_values = np.take_along_axis(contributions, top, axis=1)
     numeric = {f for f in features if pd.api.types.is_numeric_dtype(frame[f])}
     phrases = [""]  # phrase id 0: no reason
