@@ -219,3 +219,11 @@ def test_tree_contributions_of_distinct_rows_are_every_rows_contributions(
     matrix = explain._feature_matrix(explain.transformed_columns(fitted.pipeline), fitted.features)
     assert np.allclose(contributions, per_column[:, :-1].astype(np.float64) @ matrix, atol=1e-6)
     assert np.allclose(base, per_column[:, -1], atol=1e-6)
+
+
+def test_largest_columns_are_a_stable_descending_sort() -> None:
+    rng = np.random.default_rng(3)
+    magnitude = rng.integers(0, 4, size=(300, 7)).astype(float)  # many ties
+    expected = np.argsort(-magnitude, axis=1, kind="stable")[:, :3]
+    assert np.array_equal(explain._largest_columns(magnitude, 3), expected)
+    assert explain._largest_columns(magnitude, 0).shape == (300, 0)
