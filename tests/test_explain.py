@@ -227,3 +227,10 @@ def test_largest_columns_are_a_stable_descending_sort() -> None:
     expected = np.argsort(-magnitude, axis=1, kind="stable")[:, :3]
     assert np.array_equal(explain._largest_columns(magnitude, 3), expected)
     assert explain._largest_columns(magnitude, 0).shape == (300, 0)
+
+
+def test_reason_joining_handles_no_rows_and_no_reasons() -> None:
+    assert len(explain._join_reasons(np.zeros((0, 3), dtype=np.int64), [""])) == 0
+    ids = np.array([[1, 2, 0], [0, 0, 0], [2, 0, 0], [1, 2, 0]])
+    joined = explain._join_reasons(ids, ["", "a (raises)", "b (lowers)"])
+    assert joined.tolist() == ["a (raises); b (lowers)", "", "b (lowers)", "a (raises); b (lowers)"]

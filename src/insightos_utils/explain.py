@@ -277,7 +277,7 @@ def _join_reasons(phrase_ids: np.ndarray, phrases: list[str]) -> np.ndarray:
     """Each row's reasons joined with "; " (phrase id 0 is no reason), built once per distinct
     combination of reasons: far fewer combinations than leads."""
     n_rows, top_n = phrase_ids.shape
-    if top_n == 0:
+    if n_rows == 0 or top_n == 0:
         return np.full(n_rows, "", dtype=object)
     combination = np.zeros(n_rows, dtype=np.int64)
     for rank in range(top_n):  # stays below n_rows x len(phrases): no overflow
