@@ -105,7 +105,7 @@ def test_identical_rows_are_explained_once_with_the_same_answer() -> None:
     rng = np.random.default_rng(2)
     matrix = rng.integers(0, 3, size=(500, 4)).astype(float)
     matrix[::7, 1] = np.nan
-    unique_rows, inverse = explain._deduplicate_rows(matrix)
+    unique_rows, inverse = explain.distinct_rows(matrix)
     assert len(unique_rows) < len(matrix)
     assert np.array_equal(unique_rows[inverse], matrix, equal_nan=True)
 
@@ -159,3 +159,78 @@ def test_reason_frequency_counts_directions(toy_training: modeling.TrainingResul
     assert frequency["total"].sum() == (explained.top_features != "").to_numpy().sum()
     assert (frequency["total"] == frequency["raises"] + frequency["lowers"]).all()
     assert frequency["total"].is_monotonic_decreasing
+
+
+def plain_reason_text(explained: explain.LeadExplanations, frame: pd.DataFrame) -> list[str]:
+    """The top reasons phrased row by row, one ``describe_value`` call per reason: the slow,
+    obvious version of what ``explain_leads`` builds once per distinct phrase."""
+    texts = []
+    for user in frame.index:
+        names = explained.top_features.loc[user]
+        values = explained.top_contributions.loc[user]
+        parts = []
+        for name, value in zip(names, values, strict=True):
+            if name == "":
+                continue
+            raw = frame.at[user, name]
+            if pd.api.types.is_numeric_dtype(frame[name]):
+                raw = np.nan if pd.isna(raw) else np.round(float(raw), 1)
+            phrase = explain.describe_value(
+                name, raw, 14, not pd.api.types.is_numeric_dtype(frame[name])
+            )
+            parts.append(f"{phrase} ({explain.RAISES if value > 0 else explain.LOWERS})")
+        texts.append("; ".join(parts))
+    return texts
+
+
+@pytest.mark.parametrize("name", ["v1_logreg", "v2_xgboost"])
+def test_reason_text_is_the_plain_row_by_row_phrasing(
+    toy_training: modeling.TrainingResult, name: str
+) -> None:
+    fitted = toy_training.models[name]
+    holdout = toy_training.split.holdout
+    explained = explain.explain_leads(
+        fitted.pipeline,
+        holdout,
+        fitted.features,
+        window_days=14,
+        top_n=3,
+        reference=toy_training.explain_reference[name],
+    )
+    assert explained.text.nunique() > 10  # many different reason texts are compared
+    assert explained.text.tolist() == plain_reason_text(explained, holdout)
+
+
+def test_tree_contributions_of_distinct_rows_are_every_rows_contributions(
+    toy_training: modeling.TrainingResult,
+) -> None:
+    fitted = toy_training.models["v2_xgboost"]
+    holdout = toy_training.split.holdout
+    prepared = explain.prepare(fitted.pipeline, holdout, fitted.features)
+    doubled = np.vstack([prepared, prepared[::-1]])  # every row twice
+    distinct = explain.distinct_rows(doubled)
+    assert len(distinct[0]) <= len(prepared)
+    contributions, base, _ = explain.feature_contributions(
+        fitted.pipeline, doubled, fitted.features, distinct=distinct
+    )
+    per_column = (
+        fitted.pipeline[-1].get_booster().predict(xgboost.DMatrix(doubled), pred_contribs=True)
+    )
+    matrix = explain._feature_matrix(explain.transformed_columns(fitted.pipeline), fitted.features)
+    assert np.allclose(contributions, per_column[:, :-1].astype(np.float64) @ matrix, atol=1e-6)
+    assert np.allclose(base, per_column[:, -1], atol=1e-6)
+
+
+def test_largest_columns_are_a_stable_descending_sort() -> None:
+    rng = np.random.default_rng(3)
+    magnitude = rng.integers(0, 4, size=(300, 7)).astype(float)  # many ties
+    expected = np.argsort(-magnitude, axis=1, kind="stable")[:, :3]
+    assert np.array_equal(explain._largest_columns(magnitude, 3), expected)
+    assert explain._largest_columns(magnitude, 0).shape == (300, 0)
+
+
+def test_reason_joining_handles_no_rows_and_no_reasons() -> None:
+    assert len(explain._join_reasons(np.zeros((0, 3), dtype=np.int64), [""])) == 0
+    ids = np.array([[1, 2, 0], [0, 0, 0], [2, 0, 0], [1, 2, 0]])
+    joined = explain._join_reasons(ids, ["", "a (raises)", "b (lowers)"])
+    assert joined.tolist() == ["a (raises); b (lowers)", "", "b (lowers)", "a (raises); b (lowers)"]

@@ -110,12 +110,14 @@ def feature_contributions(
     prepared: np.ndarray,
     features: list[str],
     reference: np.ndarray | None = None,
+    distinct: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(contributions: rows x ``features``, base value per row, method), in log-odds.
 
     ``prepared`` is ``prepare(pipeline, frame, features)``; ``reference`` the mean prepared
-    training row (logistic regression only). Contributions plus the base value equal the model's
-    margin (decision function).
+    training row (logistic regression only); ``distinct`` is ``distinct_rows(prepared)`` when the
+    caller already has it (tree models explain each distinct row once). Contributions plus the
+    base value equal the model's margin (decision function).
     """
     columns = transformed_columns(pipeline)
     if len(columns) != prepared.shape[1]:
@@ -130,13 +132,23 @@ def feature_contributions(
         per_column = (prepared - reference) * coef
         base = np.full(len(prepared), float(model.intercept_[0] + reference @ coef))
         method = "coefficient x standardized value"
-    else:
-        per_column, base, method = _tree_contributions(model, prepared)
-    return per_column @ _feature_matrix(columns, features), base, method
+        return per_column @ _feature_matrix(columns, features), base, method
+    unique_rows, inverse = distinct_rows(prepared) if distinct is None else distinct
+    per_column, base, method = _tree_contributions(model, unique_rows)
+    # summed into features per distinct row, then spread back to every row
+    return (per_column @ _feature_matrix(columns, features))[inverse], base[inverse], method
 
 
-def _tree_contributions(model: object, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
-    """XGBoost's per-row contributions; identical rows are explained once.
+def uses_distinct_rows(pipeline: Pipeline) -> bool:
+    """True for tree models, whose per-row work (prediction, contributions) is done once per
+    distinct prepared row (see ``distinct_rows``); a linear model is cheaper row by row."""
+    return not isinstance(pipeline[-1], LogisticRegression)
+
+
+def _tree_contributions(
+    model: object, unique_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """XGBoost's contributions for each of the (already distinct) ``unique_rows``.
 
     Exact TreeSHAP costs about 0.15 ms per row on 2 cores (2.5 minutes for a million leads), so
     above ``EXACT_SHAP_MAX_ROWS`` distinct rows the booster's path contributions (Saabas,
@@ -145,31 +157,37 @@ def _tree_contributions(model: object, prepared: np.ndarray) -> tuple[np.ndarray
     import xgboost
 
     booster = model.get_booster()  # type: ignore[attr-defined]
-    unique_rows, inverse = _deduplicate_rows(prepared)
     approx = len(unique_rows) > EXACT_SHAP_MAX_ROWS
     contribs = booster.predict(
         xgboost.DMatrix(unique_rows, nthread=getattr(model, "n_jobs", None) or -1),
         pred_contribs=True,
         approx_contribs=approx,
     )
-    contribs = contribs[inverse]
     method = "XGBoost path contributions (Saabas)" if approx else "XGBoost TreeSHAP"
-    return contribs[:, :-1].astype(np.float64), contribs[:, -1].astype(np.float64), method
+    contribs = contribs.astype(np.float64)  # whole: converting strided slices is much slower
+    return contribs[:, :-1], contribs[:, -1], method
 
 
-def _deduplicate_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of ``matrix`` and, per row, the index of its distinct row."""
+def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``matrix`` (in order of first appearance) and, per row, the index
+    of its distinct row, so ``unique_rows[inverse]`` gives ``matrix`` back.
+
+    Rows are hashed (NaN equals NaN, -0.0 equals 0.0); only the repeated rows are then compared
+    with their first occurrence, which rules out a 64-bit hash collision at a fraction of the
+    cost of comparing every row.
+    """
     if len(matrix) < 2:
         return matrix, np.arange(len(matrix))
-    hashes = pd.util.hash_pandas_object(pd.DataFrame(matrix), index=False).to_numpy()
+    frame = pd.DataFrame(matrix, copy=False)  # a view: pandas would otherwise copy the matrix
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     codes, unique_hashes = pd.factorize(hashes)
     first = np.full(len(unique_hashes), -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes))[::-1]
-    unique_rows = matrix[first]
-    same = np.array_equal(unique_rows[codes], matrix, equal_nan=True)
+    repeats = np.flatnonzero(first[codes] != np.arange(len(codes)))
+    same = np.array_equal(matrix[first[codes[repeats]]], matrix[repeats], equal_nan=True)
     if not same:  # a 64-bit hash collision: explain every row
         return matrix, np.arange(len(matrix))
-    return unique_rows, codes
+    return matrix[first], codes
 
 
 # --- words ---------------------------------------------------------------------------------------
@@ -235,14 +253,15 @@ def describe_value(feature: str, value: object, window_days: int, categorical: b
     return f"{humanise(feature)}: {_format_number(number)}"
 
 
-def _phrases_for(
+def _phrase_codes(
     feature: str,
     values: pd.Series,
     signs: np.ndarray,
     window_days: int,
     categorical: bool,
-) -> np.ndarray:
-    """Phrases with direction for one feature, built once per distinct (value, direction)."""
+) -> tuple[list[str], np.ndarray]:
+    """(phrases, code per row) for one feature: each distinct (value, direction) is phrased
+    once; row ``i`` reads ``phrases[codes[i]]``."""
     if categorical:
         codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=False)
         labels = [describe_value(feature, v, window_days, True) for v in uniques]
@@ -250,10 +269,43 @@ def _phrases_for(
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
         uniques, codes = np.unique(np.round(numbers, 1), return_inverse=True)
         labels = [describe_value(feature, v, window_days, False) for v in uniques]
-    table = np.array(
-        [[f"{label} ({LOWERS})", f"{label} ({RAISES})"] for label in labels], dtype=object
-    )
-    return table[np.asarray(codes).ravel(), (signs > 0).astype(int)]
+    phrases = [text for label in labels for text in (f"{label} ({LOWERS})", f"{label} ({RAISES})")]
+    return phrases, 2 * np.asarray(codes).ravel() + (signs > 0).astype(np.int64)
+
+
+def _join_reasons(phrase_ids: np.ndarray, phrases: list[str]) -> np.ndarray:
+    """Each row's reasons joined with "; " (phrase id 0 is no reason), built once per distinct
+    combination of reasons: far fewer combinations than leads."""
+    n_rows, top_n = phrase_ids.shape
+    if n_rows == 0 or top_n == 0:
+        return np.full(n_rows, "", dtype=object)
+    combination = np.zeros(n_rows, dtype=np.int64)
+    for rank in range(top_n):  # stays below n_rows x len(phrases): no overflow
+        combination, _ = pd.factorize(combination * len(phrases) + phrase_ids[:, rank])
+    first = np.full(combination.max() + 1, -1, dtype=np.int64)
+    first[combination[::-1]] = np.arange(n_rows)[::-1]
+    texts = np.empty(len(first), dtype=object)
+    for k, row in enumerate(first):
+        ids = phrase_ids[row]
+        text = phrases[ids[0]]
+        for later in ids[1:]:
+            if later:
+                text = text + "; " + phrases[later]
+        texts[k] = text
+    return texts[combination]
+
+
+def _largest_columns(magnitude: np.ndarray, top_n: int) -> np.ndarray:
+    """Per row, the columns of the ``top_n`` largest values, largest first (ties: the earlier
+    column), i.e. the first ``top_n`` of a stable descending sort. One ``argmax`` per rank is
+    far faster than sorting or partitioning a million short rows."""
+    remaining = magnitude.copy()
+    rows = np.arange(len(magnitude))
+    top = np.empty((len(magnitude), top_n), dtype=np.intp)
+    for rank in range(top_n):
+        top[:, rank] = np.argmax(remaining, axis=1)
+        remaining[rows, top[:, rank]] = -np.inf
+    return top
 
 
 def explain_leads(
@@ -265,51 +317,53 @@ def explain_leads(
     top_n: int = 3,
     reference: np.ndarray | None = None,
     prepared: np.ndarray | None = None,
+    distinct: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> LeadExplanations:
     """The ``top_n`` features that moved each lead's score most, with readable text.
 
-    ``prepared`` (``prepare(pipeline, frame, features)``) saves preparing the rows twice when
-    the caller already has it for scoring.
+    ``prepared`` (``prepare(pipeline, frame, features)``) and ``distinct``
+    (``distinct_rows(prepared)``) save computing them twice when the caller already has them
+    for scoring.
     """
     if prepared is None:
         prepared = prepare(pipeline, frame, features)
-    contributions, base, method = feature_contributions(pipeline, prepared, features, reference)
+    contributions, base, method = feature_contributions(
+        pipeline, prepared, features, reference, distinct
+    )
     n_rows, n_features = contributions.shape
     top_n = max(0, min(top_n, n_features))
-    magnitude = np.abs(contributions)
-    if top_n and top_n < n_features:
-        candidates = np.argpartition(-magnitude, top_n - 1, axis=1)[:, :top_n]
-    else:
-        candidates = np.tile(np.arange(n_features), (n_rows, 1))[:, :top_n]
-    order = np.argsort(-np.take_along_axis(magnitude, candidates, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(candidates, order, axis=1)
+    top = _largest_columns(np.abs(contributions), top_n)
     top_values = np.take_along_axis(contributions, top, axis=1)
     numeric = {f for f in features if pd.api.types.is_numeric_dtype(frame[f])}
-    reasons = np.full((n_rows, top_n), "", dtype=object)
+    phrases = [""]  # phrase id 0: no reason
+    phrase_ids = np.zeros((n_rows, top_n), dtype=np.int64)
     for rank in range(top_n):
+        # rows grouped by the feature at this rank (-1: no reason), each group in row order
+        which = np.where(np.abs(top_values[:, rank]) > _ZERO, top[:, rank], -1)
+        by_feature = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[by_feature], np.arange(n_features + 1))
         for j, feature in enumerate(features):
-            rows = np.flatnonzero((top[:, rank] == j) & (np.abs(top_values[:, rank]) > _ZERO))
+            rows = by_feature[bounds[j] : bounds[j + 1]]
             if len(rows) == 0:
                 continue
-            reasons[rows, rank] = _phrases_for(
+            texts, codes = _phrase_codes(
                 feature,
                 frame[feature].iloc[rows],
                 top_values[rows, rank],
                 window_days,
                 categorical=feature not in numeric,
             )
-    text = reasons[:, 0] if top_n else np.full(n_rows, "", dtype=object)
-    for rank in range(1, top_n):
-        nonempty = reasons[:, rank] != ""
-        text = np.where(nonempty, text + "; " + reasons[:, rank], text)
+            phrase_ids[rows, rank] = len(phrases) + codes
+            phrases += texts
+    text = _join_reasons(phrase_ids, phrases)
     names = np.asarray(features, dtype=object)[top] if top_n else np.empty((n_rows, 0), object)
     names = np.where(np.abs(top_values) > _ZERO, names, "")
     columns = [f"reason_{k + 1}" for k in range(top_n)]
-    return LeadExplanations(
-        contributions=pd.DataFrame(contributions, index=frame.index, columns=features),
+    return LeadExplanations(  # copy=False: the arrays are ours, pandas need not copy them
+        contributions=pd.DataFrame(contributions, index=frame.index, columns=features, copy=False),
         base_value=base,
-        top_features=pd.DataFrame(names, index=frame.index, columns=columns),
-        top_contributions=pd.DataFrame(top_values, index=frame.index, columns=columns),
+        top_features=pd.DataFrame(names, index=frame.index, columns=columns, copy=False),
+        top_contributions=pd.DataFrame(top_values, index=frame.index, columns=columns, copy=False),
         text=pd.Series(text, index=frame.index, name="top_reasons", dtype=object),
         method=method,
     )

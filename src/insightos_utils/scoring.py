@@ -20,7 +20,7 @@ import pandas as pd
 
 from insightos_utils import features
 from insightos_utils.errors import InsightOSError
-from insightos_utils.explain import explain_leads
+from insightos_utils.explain import distinct_rows, explain_leads, uses_distinct_rows
 from insightos_utils.ingest import ingest, read_processed
 from insightos_utils.io_utils import atomic_write
 from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle, utc_now
@@ -71,7 +71,13 @@ def score_leads(
     if len(leads) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SCORED_COLUMNS + EXTRA_COLUMNS})
     prepared = bundle.prepare(leads)  # once, for both the probability and the reasons
-    score = bundle.predict_prepared(prepared)
+    distinct = None
+    if uses_distinct_rows(bundle.pipeline):  # a tree model: score each distinct row once
+        distinct = distinct_rows(prepared)
+        unique_rows, inverse = distinct
+        score = bundle.predict_prepared(unique_rows)[inverse]
+    else:
+        score = bundle.predict_prepared(prepared)
     explanations = explain_leads(
         bundle.pipeline,
         leads,
@@ -80,29 +86,28 @@ def score_leads(
         top_n=bundle.top_reasons if top_n is None else top_n,
         reference=bundle.explain_reference,
         prepared=prepared,
+        distinct=distinct,
     )
     user_ids = leads.index.astype(str).to_numpy()
     order = np.lexsort((user_ids, -score))  # highest score first, ties by user id
-    rank = np.empty(len(score), dtype=np.int64)
-    rank[order] = np.arange(1, len(score) + 1)
     window_complete = (
         leads["window_complete"].to_numpy(dtype=bool)
         if "window_complete" in leads.columns
         else np.ones(len(leads), dtype=bool)
     )
-    scored = pd.DataFrame(
+    score = score[order]  # every column is put in rank order before the frame is built
+    return pd.DataFrame(
         {
-            "user_id": user_ids,
+            "user_id": user_ids[order],
             "score": np.round(score, 6),
             "grade": assign_grades(score, bundle.grade_cutoffs),
-            "rank": rank,
-            "top_reasons": explanations.text.to_numpy(),
+            "rank": np.arange(1, len(score) + 1, dtype=np.int64),
+            "top_reasons": explanations.text.to_numpy()[order],
             "model_version": bundle.model_version,
             "scored_at": scored_at,
-            "window_complete": window_complete,
+            "window_complete": window_complete[order],
         }
     )
-    return scored.iloc[order].reset_index(drop=True)
 
 
 def write_scored_leads(scored: pd.DataFrame, path: str | Path) -> Path:
