@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from insightos_utils import modeling, scoring
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.io_utils import json_safe
 
 TOY_FEATURES = ["events_project_created", "events_page_view", "hours_to_first_event", "campaign"]
 
@@ -187,7 +188,7 @@ def _bundle_arguments() -> dict:
 
 def _card(result: modeling.TrainingResult) -> dict:
     card = modeling.model_card(result, **_bundle_arguments())
-    return json.loads(json.dumps(card, default=modeling._json_default))
+    return json.loads(json.dumps(json_safe(card), allow_nan=False))
 
 
 def test_saved_bundles_score_exactly_as_in_training(

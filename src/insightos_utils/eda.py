@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from insightos_utils.errors import InsightOSError
 from insightos_utils.features import TARGET, FeatureSpec, training_rows
-from insightos_utils.io_utils import atomic_write_text
+from insightos_utils.io_utils import atomic_write_json
 
 POST_CONVERSION_REASON = "seen only at or after the user's conversion (post-conversion event)"
 
@@ -174,8 +174,7 @@ class FeatureDecisions:
 
     def to_json(self, path: str | Path) -> Path:
         """Write the decisions as JSON (atomic; NaN becomes null)."""
-        document = _json_safe(asdict(self))
-        return atomic_write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+        return atomic_write_json(path, asdict(self))
 
     @classmethod
     def from_json(cls, path: str | Path) -> FeatureDecisions:
@@ -194,19 +193,6 @@ class FeatureDecisions:
             dropped |= set(self.dropped_for_linear)
         columns = list(spec.numeric_columns) + list(spec.categorical_columns)
         return [c for c in columns if c not in dropped]
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars unwrapped, NaN and infinity as null."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _finite(value: float) -> float | None:

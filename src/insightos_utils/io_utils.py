@@ -51,3 +51,32 @@ def atomic_write_many(writers: Mapping[Path, Callable[[Path], Any]]) -> list[Pat
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
     return list(staged)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, timestamps as ISO text, NaN and
+    infinity as null (strict JSON has no NaN, and a reader in another language chokes on it)."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write_json(path: str | Path, document: Any) -> Path:
+    """Write ``document`` as indented, strict JSON (see ``json_safe``), atomically."""
+    import json
+
+    text = json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n"
+    return atomic_write_text(path, text)

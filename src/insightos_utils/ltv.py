@@ -47,7 +47,7 @@ from insightos_utils.contract import (
     parse_timestamps,
 )
 from insightos_utils.errors import InputError, InsightOSError
-from insightos_utils.io_utils import atomic_write_many
+from insightos_utils.io_utils import atomic_write_many, json_safe
 
 UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}
 DAYS_PER_MONTH = 30.4375
@@ -1004,18 +1004,6 @@ def analyse_ltv(
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_ltv_outputs(
     out_dir: str | Path,
     analysis: LtvAnalysis,
@@ -1035,7 +1023,7 @@ def write_ltv_outputs(
     if campaign_table is not None:
         params["reference_ratio"] = ratio.as_dict() if ratio is not None else None
         params["recommendation"] = recommendation
-    text = json.dumps(_json_safe(params), indent=2) + "\n"
+    text = json.dumps(json_safe(params), indent=2, allow_nan=False) + "\n"
     writers: dict[str, Callable[[Path], None]] = {
         "ltv_params.json": lambda p: p.write_text(text),
         "customer_ltv.csv": lambda p: analysis.customer_ltv.to_csv(p, index=False),

@@ -16,7 +16,6 @@ from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgbo
 # isort: split
 
 import hashlib
-import json
 import math
 import platform
 import sys
@@ -44,7 +43,11 @@ from xgboost import XGBClassifier
 from insightos_utils import eda, features
 from insightos_utils.errors import InputError, InsightOSError
 from insightos_utils.features import TARGET
-from insightos_utils.io_utils import atomic_write, atomic_write_many, atomic_write_text
+from insightos_utils.io_utils import (
+    atomic_write,
+    atomic_write_json,
+    atomic_write_many,
+)
 
 LOGREG = "v1_logreg"
 XGBOOST = "v2_xgboost"
@@ -83,18 +86,8 @@ DATA_HASH_RULE = (
 
 
 def write_json(document: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``document`` as indented JSON, atomically."""
-    return atomic_write_text(path, json.dumps(document, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    """Write ``document`` as indented, strict JSON (NaN as null), atomically."""
+    return atomic_write_json(path, document)
 
 
 def utc_now() -> str:
