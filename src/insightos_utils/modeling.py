@@ -41,6 +41,7 @@ from tqdm import tqdm
 from xgboost import XGBClassifier
 
 from insightos_utils import eda, features
+from insightos_utils.contract import OPEN_STATUSES
 from insightos_utils.errors import InputError, InsightOSError
 from insightos_utils.features import TARGET
 from insightos_utils.io_utils import (
@@ -981,7 +982,9 @@ class BacktestResult:
         return {
             "rule": (
                 "train with the same procedure on data before trained_as_of, score the leads "
-                "open then, and count how many of them converted by outcome_as_of"
+                "open then, and count how many of them converted by outcome_as_of; users lost "
+                "by today but younger than a lead's lifetime at trained_as_of count as open "
+                "then (the data has no date for lost, so today's status would leak)"
             ),
             "trained_as_of": self.trained_as_of.isoformat(),
             "outcome_as_of": self.outcome_as_of.isoformat(),
@@ -1016,6 +1019,32 @@ def conversion_by_grade(leads: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def lead_lifetime(users: pd.DataFrame, as_of: pd.Timestamp, default_days: int) -> pd.Timedelta:
+    """How long a lead stays open in this company: the age of the oldest lead still open at
+    ``as_of`` (``default_days`` when there is none)."""
+    open_now = users[users["status"].isin(list(OPEN_STATUSES)) & (users["created_at"] <= as_of)]
+    if open_now.empty:
+        return pd.Timedelta(days=default_days)
+    return as_of - open_now["created_at"].min()
+
+
+def users_known_at(users: pd.DataFrame, then: pd.Timestamp, lifetime: pd.Timedelta) -> pd.DataFrame:
+    """The users table as far as it could be known at ``then`` (for backtests).
+
+    ``lost`` has no date: a user lost by today may still have been an open lead at ``then``.
+    Only users older than a lead's lifetime at ``then`` are surely closed; younger lost users
+    are put back to ``lead``, so they are neither training negatives nor missing from the leads
+    scored then (dropping them would keep only the leads that were going to convert, a leak).
+    Conversions after ``then`` are handled by the feature table (open at ``then``).
+    """
+    maybe_open = (users["status"] == "lost") & (users["created_at"] > then - lifetime)
+    if not maybe_open.any():
+        return users
+    users = users.copy()
+    users.loc[maybe_open, "status"] = "lead"
+    return users
+
+
 def backtest(
     users: pd.DataFrame,
     events: pd.DataFrame,
@@ -1037,9 +1066,13 @@ def backtest(
     Stands at ``as_of - lookback_days``: builds features and decisions from what existed then,
     trains both models and picks the champion with the same procedure, scores the leads open at
     that date and reports how many converted by ``as_of``, per grade and top decile vs the rest.
+
+    The data carries no date for ``lost``, so today's statuses would tell the past which leads
+    were going to be lost: ``users_known_at`` hides that (see there) before anything is built.
     """
     as_of = pd.Timestamp(as_of)
     then = as_of - pd.Timedelta(days=lookback_days)
+    users = users_known_at(users, then, lead_lifetime(users, as_of, default_days=lookback_days))
     spec = features.fit_feature_spec(users, events, then, window_days, min_event_users)
     table = features.build_feature_table(users, events, spec, then)
     decisions = eda.decide_feature_drops(
