@@ -40,9 +40,10 @@ run: $(STAMP) ## `insightos run` on the configured data (insightos.toml), no reg
 score: $(STAMP) ## score the open leads with the latest champion, no retraining
 	$(BIN)/insightos run --score-only $(RUN_ARGS)
 
-lint: $(STAMP) ## ruff check and ruff format --check
+lint: $(STAMP) ## ruff check, ruff format --check and the type checker (mypy on src/)
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks notebooks

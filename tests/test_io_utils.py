@@ -42,3 +42,43 @@ def test_write_many_is_all_or_nothing(tmp_path: Path) -> None:
     atomic_write_many({first: lambda p: p.write_text("a1"), second: lambda p: p.write_text("b1")})
     assert (first.read_text(), second.read_text()) == ("a1", "b1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_json_writer_is_strict_and_keeps_unicode(tmp_path: Path) -> None:
+    import json
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    from insightos_utils.io_utils import atomic_write_json
+
+    path = atomic_write_json(
+        tmp_path / "d.json",
+        {
+            "nan": math.nan,
+            "inf": np.float64("inf"),
+            "n": np.int64(3),
+            "when": pd.Timestamp("2026-01-02"),
+            "name": "promoção",
+        },
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "promoção" in text and "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {
+        "nan": None,
+        "inf": None,
+        "n": 3,
+        "when": "2026-01-02T00:00:00",
+        "name": "promoção",
+    }
+
+
+def test_clock_is_utc_to_the_second() -> None:
+    from datetime import UTC, datetime
+
+    from insightos_utils.io_utils import utc_now, utc_stamp
+
+    now = utc_now()
+    assert now.tzinfo is not None and now.utcoffset().total_seconds() == 0 and now.microsecond == 0
+    assert utc_stamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"

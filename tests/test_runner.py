@@ -137,12 +137,12 @@ def test_a_failing_notebook_names_the_cell_and_publishes_nothing(
     latest_before = os.readlink(reports / "latest")
     scores_before = (good_run / "scored_leads.csv").read_bytes()
     monkeypatch.chdir(workspace)
-    status = main(cli_run(workspace, "--raw", "raw", "--feature-window-days", "-1"))
+    status = main(cli_run(workspace, "--raw", "raw", "--feature-window-days", "400"))
 
     assert status == 1
     stderr = capsys.readouterr().err
     assert "02_report.ipynb: cell 3" in stderr and "ValueError" in stderr
-    assert "feature_window_days must be positive" in stderr
+    assert "feature_window_days must be at most a year" in stderr
     assert os.readlink(reports / "latest") == latest_before
     assert (good_run / "scored_leads.csv").read_bytes() == scores_before
     failed = sorted((reports / "runs").glob("*.failed"))

@@ -136,13 +136,11 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from insightos_utils.config import DEFAULT_CONFIG_NAME, load_config
+    from insightos_utils.config import find_config, load_config
     from insightos_utils.runner import DEFAULT_LOCK_TIMEOUT, run_pipeline
 
-    config_path = args.config
-    if config_path is None and Path(DEFAULT_CONFIG_NAME).exists():
-        config_path = Path(DEFAULT_CONFIG_NAME)
-    config = load_config(config_path).with_overrides(
+    config = load_config(find_config(args.config)).with_overrides(
+        source="command line",
         raw_dir=str(args.raw) if args.raw else None,
         source_url=args.source,
         as_of=args.as_of,
@@ -154,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         block_on_leakage=args.block_on_leakage,
     )
     if args.raw:  # an explicit folder wins over a configured database
-        config = config.with_overrides(source_url="")
+        config = config.with_overrides(source="command line", source_url="")
     if args.db and not args.score_only:
         raise InputError("--db writes scores of a --score-only run; add --score-only")
     run_dir = run_pipeline(

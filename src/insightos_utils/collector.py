@@ -242,7 +242,7 @@ def _invalid(loc: list[str | int], message: str, kind: str = "value_error") -> H
 
 class _Unprocessable(HTTPException):
     def __init__(self, detail: list[dict]) -> None:
-        super().__init__(status_code=422, detail=detail)
+        super().__init__(status_code=422, detail=detail)  # type: ignore[arg-type]  # JSON list
 
 
 class AccessLog:
@@ -439,7 +439,7 @@ def create_app(
         return HTMLResponse(demo_html)
 
     async def unprocessable(_request: Request, error: Exception) -> JSONResponse:
-        detail = error.detail if isinstance(error, HTTPException) else error.errors()  # type: ignore[attr-defined]
+        detail: Any = error.detail if isinstance(error, HTTPException) else error.errors()  # type: ignore[attr-defined]
         cleaned = [{k: item[k] for k in ("loc", "msg", "type") if k in item} for item in detail]
         return JSONResponse({"detail": cleaned[:MAX_ERRORS_SHOWN]}, status_code=422)
 

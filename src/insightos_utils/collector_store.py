@@ -158,12 +158,12 @@ class EventStore:
         insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
         self._insert_events = (
             insert(EVENTS_TABLE)
-            .on_conflict_do_nothing(index_elements=[EVENTS.key])
+            .on_conflict_do_nothing(index_elements=[str(EVENTS.key)])
             .returning(EVENTS_TABLE.c.event_id)
         )
         self._insert_user = (
             insert(USERS_TABLE)
-            .on_conflict_do_nothing(index_elements=[USERS.key])
+            .on_conflict_do_nothing(index_elements=[str(USERS.key)])
             .returning(USERS_TABLE.c.user_id)
         )
 

@@ -361,13 +361,14 @@ def marketing_fields(values: pd.Series) -> pd.DataFrame:
     text = text_values(values)
     empty = json_empty_mask(text)
     codes, distinct = pd.factorize(text.where(~empty, ""))
-    rows = []
+    rows: list[tuple[bool, str, str, str]] = []
     for item in distinct:
         parsed = {} if item == "" else _json_object_or_none(item)
         if parsed is None:
             rows.append((False, NO_CAMPAIGN, NO_CAMPAIGN, NO_CAMPAIGN))
             continue
-        rows.append((True, *(_utm(parsed, f"utm_{name}") for name in MARKETING_FIELDS)))
+        campaign, source, medium = (_utm(parsed, f"utm_{name}") for name in MARKETING_FIELDS)
+        rows.append((True, campaign, source, medium))
     table = pd.DataFrame(rows, columns=["valid", *MARKETING_FIELDS])
     fields = table.iloc[codes].reset_index(drop=True)
     fields.index = values.index

@@ -168,8 +168,8 @@ class FeatureDecisions:
     flagged_pairs: list[dict[str, Any]] = field(default_factory=list)
     high_vif: dict[str, float] = field(default_factory=dict)
     single_feature_auc: dict[str, float] = field(default_factory=dict)
-    vif_before: dict[str, float] = field(default_factory=dict)
-    vif_after: dict[str, float] = field(default_factory=dict)
+    vif_before: dict[str, float | None] = field(default_factory=dict)
+    vif_after: dict[str, float | None] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self, path: str | Path) -> Path:

@@ -226,7 +226,7 @@ def describe_value(feature: str, value: object, window_days: int, categorical: b
                 return f"no {feature} recorded"
             return ORIGIN_PHRASES[feature].format(value=text)
         return f"{humanise(feature)} is {text or 'unknown'}"
-    number = float(value) if value is not None else float("nan")
+    number = float(value) if value is not None else float("nan")  # type: ignore[arg-type]
     window = f"in the first {window_days} days"
     if feature.startswith(EVENT_PREFIX):
         event = (

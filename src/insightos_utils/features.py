@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from insightos_utils.contract import NO_CAMPAIGN, OPEN_STATUSES, STATUSES, parse_timestamp
 from insightos_utils.errors import InputError
-from insightos_utils.io_utils import atomic_write, atomic_write_text
+from insightos_utils.io_utils import atomic_write, atomic_write_json
 
 TARGET = "target_converted"
 OTHER_COLUMN = "events_other"
@@ -90,7 +90,7 @@ class FeatureSpec:
 
     def to_json(self, path: str | Path) -> Path:
         """Write the spec as JSON (atomic)."""
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: str | Path) -> FeatureSpec:
@@ -364,22 +364,23 @@ def fit_feature_spec(
     event_columns = dict(sorted(event_columns.items()))
 
     n_users = max(len(prep.users), 1)
-    if key_events is not None:
-        unknown = [name for name in key_events if name not in slug_of]
+    given = list(key_events) if key_events is not None else None
+    if given is not None:
+        unknown = [name for name in given if name not in slug_of]
         if unknown:
             raise InputError(
                 f"key events {unknown} are not frequent pre-conversion event names in the data; "
                 f"choose among {sorted(slug_of)}"
             )
-        milestones = [code for code in np.flatnonzero(own_column) if prep.names[code] in key_events]
-        milestones.sort(key=lambda c: list(key_events).index(str(prep.names[c])))
+        milestones = [code for code in np.flatnonzero(own_column) if prep.names[code] in given]
+        milestones.sort(key=lambda c: given.index(str(prep.names[c])))
     else:
         share = coverage / n_users
         milestones = [c for c in np.flatnonzero(own_column) if 0.1 <= share[c] <= 0.9]
         milestones.sort(key=lambda c: (abs(share[c] - 0.5), str(prep.names[c])))
-    key_events = {
+    key_columns = {
         f"{KEY_EVENT_PREFIX}{slug_of[str(prep.names[c])]}": str(prep.names[c])
-        for c in (milestones if key_events is not None else milestones[: int(n_key_events)])
+        for c in (milestones if given is not None else milestones[: int(n_key_events)])
     }
 
     event_feature_columns = sorted(set(slug_of.values()))
@@ -387,7 +388,7 @@ def fit_feature_spec(
         tuple(f"events_{slug}" for slug in event_feature_columns)
         + (OTHER_COLUMN,)
         + BEHAVIOURAL_COLUMNS
-        + tuple(key_events)
+        + tuple(key_columns)
     )
     return FeatureSpec(
         window_days=int(window_days),
@@ -395,8 +396,8 @@ def fit_feature_spec(
         excluded_events=tuple(sorted(str(prep.names[c]) for c in np.flatnonzero(excluded))),
         categorical_columns=CATEGORICAL_COLUMNS,
         numeric_columns=numeric,
-        key_events=key_events,
-        as_of=as_of.isoformat(),
+        key_events=key_columns,
+        as_of=pd.Timestamp(as_of).isoformat(),
         min_event_users=int(min_event_users),
     )
 

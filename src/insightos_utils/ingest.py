@@ -30,10 +30,9 @@ database being written to meanwhile cannot make an event look orphaned.
 from __future__ import annotations
 
 import csv
-import json
+import functools
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from tqdm import tqdm
 from insightos_utils import contract
 from insightos_utils.contract import TABLES, TableSpec
 from insightos_utils.errors import InputError, InsightOSError
-from insightos_utils.io_utils import atomic_write, atomic_write_many
+from insightos_utils.io_utils import atomic_write, atomic_write_json, atomic_write_many, utc_now
 
 REPORT_NAME = "ingest_report.json"
 FIRST_ROWS_SHOWN = 5  # offending lines named in a threshold error
@@ -102,9 +101,10 @@ def ingest(
     try:
         located = {spec.name: source.locate(spec) for spec in TABLES}
         for spec in TABLES:
-            if located[spec.name]:
-                header = source.header(spec, located[spec.name])
-                _require_columns(spec, str(located[spec.name]), header)
+            where = located[spec.name]
+            if where is not None:
+                header = source.header(spec, where)  # type: ignore[arg-type]  # each source's own kind
+                _require_columns(spec, str(where), header)
         present = [spec for spec in TABLES if located[spec.name]]
         with tqdm(
             total=2 * len(present) + 1,
@@ -118,7 +118,7 @@ def ingest(
             raw: dict[str, _RawTable] = {}
             for spec in reversed(present):
                 bar.set_postfix_str(f"reading {spec.name}")
-                raw[spec.name] = source.read(spec, located[spec.name])
+                raw[spec.name] = source.read(spec, located[spec.name])  # type: ignore[arg-type]
                 bar.update()
             results: dict[str, _TableResult | None] = dict.fromkeys(located)
             users: _TableResult | None = None
@@ -271,6 +271,7 @@ def _open_source(
         raise InputError("give exactly one of a raw folder (--raw) or a database URL (--source)")
     if source_url is not None:
         return _DatabaseSource(source_url)
+    assert raw_dir is not None
     return _FolderSource(Path(raw_dir))
 
 
@@ -550,6 +551,10 @@ def _date_range(output: pd.DataFrame, keep: np.ndarray, column: str | None) -> d
 # --- outputs -------------------------------------------------------------------------------------
 
 
+def _write_rejected(result: _TableResult, path: Path) -> None:
+    result.rejected.to_csv(path, index=False)
+
+
 def _write_parquet(result: _TableResult, path: Path) -> None:
     """The kept rows, filtered batch by batch while writing (no full filtered copy in memory).
 
@@ -584,7 +589,7 @@ def _write_outputs(
             continue
         tables[name] = result.report
         if len(result.rejected):
-            atomic_write(rejected_path, lambda p, r=result: r.rejected.to_csv(p, index=False))
+            atomic_write(rejected_path, functools.partial(_write_rejected, result))
             result.report["rejected_file"] = rejected_path.name
         else:
             rejected_path.unlink(missing_ok=True)
@@ -595,7 +600,7 @@ def _write_outputs(
     if ok:  # all Parquet under temporary names first, then renamed: never a mixed set
         atomic_write_many(
             {
-                out_dir / f"{name}.parquet": (lambda p, r=result: _write_parquet(r, p))
+                out_dir / f"{name}.parquet": functools.partial(_write_parquet, result)
                 for name, result in results.items()
                 if result is not None
             }
@@ -607,15 +612,14 @@ def _write_outputs(
     report = {
         "status": "ok" if ok else "failed",
         "source": description,
-        "ingested_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "ingested_at": utc_now().replace(tzinfo=None).isoformat(),
         "max_reject_share": max_reject_share,
         "parquet_written": ok,
         "line_numbering": "CSV: line in the file (header = 1); Parquet/SQL: row position, first row = 2",
         "error": None if ok else "\n".join(failures),
         "tables": tables,
     }
-    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    atomic_write(out_dir / REPORT_NAME, lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write_json(out_dir / REPORT_NAME, report)
     return report
 
 

@@ -1,6 +1,8 @@
-"""Atomic file writes: every output goes to a temporary name in its folder, then is renamed.
+"""Atomic file writes, the one JSON writer and the one clock.
 
-A reader never sees a half-written file, and a failed step never replaces a good output.
+Every output goes to a temporary name in its folder, then is renamed: a reader never sees a
+half-written file, and a failed step never replaces a good output. ``atomic_write_json`` is the
+only JSON writer (strict JSON: NaN and infinity become null). ``utc_now`` is the only clock.
 """
 
 from __future__ import annotations
@@ -8,8 +10,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """``moment`` (default: now) as ISO 8601 UTC with a Z, to the second."""
+    moment = utc_now() if moment is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def temporary_name(path: Path) -> Path:
@@ -74,9 +88,13 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def atomic_write_json(path: str | Path, document: Any) -> Path:
-    """Write ``document`` as indented, strict JSON (see ``json_safe``), atomically."""
+def json_text(document: Any) -> str:
+    """``document`` as indented, strict JSON text (see ``json_safe``), UTF-8 kept as is."""
     import json
 
-    text = json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n"
-    return atomic_write_text(path, text)
+    return json.dumps(json_safe(document), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def atomic_write_json(path: str | Path, document: Any) -> Path:
+    """Write ``document`` as indented, strict JSON (see ``json_safe``), atomically."""
+    return atomic_write_text(path, json_text(document))

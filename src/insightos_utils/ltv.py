@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import sys
 import warnings
@@ -47,7 +46,7 @@ from insightos_utils.contract import (
     parse_timestamps,
 )
 from insightos_utils.errors import InputError, InsightOSError
-from insightos_utils.io_utils import atomic_write_many, json_safe
+from insightos_utils.io_utils import atomic_write_many, json_text
 
 UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}
 DAYS_PER_MONTH = 30.4375
@@ -258,12 +257,11 @@ def rfm_summary(
     """
     length = unit_days(time_unit)
     calibration_end = parse_timestamp(calibration_end)
-    if observation_end is not None:
-        observation_end = parse_timestamp(observation_end)
-        if observation_end < calibration_end:
-            raise InputError(
-                f"observation end {observation_end} is before calibration end {calibration_end}"
-            )
+    observation_end = None if observation_end is None else parse_timestamp(observation_end)
+    if observation_end is not None and observation_end < calibration_end:
+        raise InputError(
+            f"observation end {observation_end} is before calibration end {calibration_end}"
+        )
     stamps = transactions["occurred_at"]
     if isinstance(stamps.dtype, pd.DatetimeTZDtype):
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -916,9 +914,9 @@ def analyse_ltv(
     _check_settings(horizon_months, monthly_discount_rate, gross_margin, penalizer)
     unit_days(time_unit)
     calibration_end = parse_timestamp(calibration_end)
-    if observation_end is None:
-        observation_end = calibration_end
-    observation_end = parse_timestamp(observation_end)
+    observation_end = parse_timestamp(
+        calibration_end if observation_end is None else observation_end
+    )
     with_holdout = observation_end > calibration_end
     steps = 4 + (3 if refit and with_holdout else 0)
     progress = tqdm(total=steps, desc="ltv", file=sys.stderr, disable=not show_progress)
@@ -967,7 +965,7 @@ def analyse_ltv(
         "time_unit": time_unit,
         "unit_days": UNIT_DAYS[time_unit],
         "calibration_end": calibration_end.isoformat(),
-        "observation_end": observation_end.isoformat(),
+        "observation_end": pd.Timestamp(observation_end).isoformat(),
         "fitted_through": fitted_through.isoformat(),
         "refit": bool(refit and with_holdout),
         "horizon_months": int(horizon_months),
@@ -1023,9 +1021,9 @@ def write_ltv_outputs(
     if campaign_table is not None:
         params["reference_ratio"] = ratio.as_dict() if ratio is not None else None
         params["recommendation"] = recommendation
-    text = json.dumps(json_safe(params), indent=2, allow_nan=False) + "\n"
-    writers: dict[str, Callable[[Path], None]] = {
-        "ltv_params.json": lambda p: p.write_text(text),
+    text = json_text(params)
+    writers: dict[str, Callable[[Path], object]] = {
+        "ltv_params.json": lambda p: p.write_text(text, encoding="utf-8"),
         "customer_ltv.csv": lambda p: analysis.customer_ltv.to_csv(p, index=False),
     }
     if campaign_table is not None:

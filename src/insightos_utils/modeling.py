@@ -15,6 +15,7 @@ from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgbo
 
 # isort: split
 
+import functools
 import hashlib
 import math
 import platform
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -44,16 +45,12 @@ from insightos_utils import eda, features
 from insightos_utils.contract import OPEN_STATUSES
 from insightos_utils.errors import InputError, InsightOSError
 from insightos_utils.features import TARGET
-from insightos_utils.io_utils import (
-    atomic_write,
-    atomic_write_json,
-    atomic_write_many,
-)
+from insightos_utils.io_utils import atomic_write, atomic_write_many, utc_stamp
 
 LOGREG = "v1_logreg"
 XGBOOST = "v2_xgboost"
 MODEL_NAMES: tuple[str, ...] = (LOGREG, XGBOOST)
-MODEL_FAMILY: dict[str, str] = {LOGREG: "linear", XGBOOST: "tree"}
+MODEL_FAMILY: dict[str, Literal["linear", "tree"]] = {LOGREG: "linear", XGBOOST: "tree"}
 MISSING_CATEGORY = "(missing)"
 
 # Grades come from fixed probability cut-offs learned on the holdout score distribution at
@@ -84,16 +81,6 @@ DATA_HASH_RULE = (
 
 
 # --- small shared helpers ------------------------------------------------------------------------
-
-
-def write_json(document: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``document`` as indented, strict JSON (NaN as null), atomically."""
-    return atomic_write_json(path, document)
-
-
-def utc_now() -> str:
-    """The current UTC time as ISO 8601 with a Z, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def data_hash(users: pd.DataFrame, events: pd.DataFrame) -> str:
@@ -415,7 +402,7 @@ def top_decile_mask(score: np.ndarray, share: float = 0.10) -> np.ndarray:
     return mask
 
 
-def evaluate(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+def evaluate(y: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
     """Holdout metrics: ROC AUC, PR AUC, Brier, top-decile precision / recall / lift, base rate."""
     y = np.asarray(y, dtype=int)
     score = np.asarray(score, dtype=float)
@@ -473,7 +460,7 @@ def calibration_table(y: np.ndarray, score: np.ndarray, bins: int = 10) -> list[
     ]
 
 
-def calibration_summary(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+def calibration_summary(y: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
     """Mean predicted vs observed rate, their relative gap, and the Brier score."""
     observed = float(np.mean(y))
     predicted = float(np.mean(score))
@@ -798,7 +785,7 @@ def make_bundle(
         explain_reference=result.explain_reference[name],
         window_days=int(window_days),
         top_reasons=int(top_reasons),
-        trained_at=trained_at or utc_now(),
+        trained_at=trained_at or utc_stamp(),
         trained_as_of=pd.Timestamp(as_of).isoformat(),
         data_hash=data_hash,
     )
@@ -826,7 +813,7 @@ def save_models(
     paths = {name: models_dir / f"{name}.joblib" for name in bundles}
     atomic_write_many(
         {
-            paths[name]: (lambda tmp, bundle=bundle: joblib.dump(bundle, tmp, compress=3))
+            paths[name]: functools.partial(joblib.dump, bundle, compress=3)
             for name, bundle in bundles.items()
         }
     )
@@ -930,7 +917,7 @@ def model_card(
         "feature_spec": dict(feature_spec),
         "feature_decisions": dict(decisions),
         "holdout": result.split.describe(),
-        "trained_at": trained_at or utc_now(),
+        "trained_at": trained_at or utc_stamp(),
         "training_seconds": result.training_seconds,
         "data_hash": data_hash,
         "data_hash_rule": DATA_HASH_RULE,

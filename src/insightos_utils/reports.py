@@ -17,7 +17,7 @@ from typing import Any
 import nbformat
 import pandas as pd
 
-from insightos_utils.io_utils import atomic_write_text
+from insightos_utils.io_utils import atomic_write_text, utc_now
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
@@ -253,7 +253,7 @@ def describe_changes(
             continue
         delta, direction = "—", ""
         if _is_number(now) and _is_number(before):
-            change = now - before
+            change = float(now) - float(before)  # type: ignore[arg-type]  # both are numbers here
             direction = "up" if change > 0 else "down" if change < 0 else ""
             delta = "no change" if change == 0 else f"{'+' if change > 0 else '−'}"
             if change != 0:
@@ -355,7 +355,11 @@ def write_run_summary(
     For a failed run the page says why it failed and shows none of its partial results.
     """
     run_dir = Path(run_dir)
-    changes, change_sentences, leads, campaigns, spend_sentence = [], [], [], [], ""
+    changes: list[dict[str, str]] = []
+    change_sentences: list[str] = []
+    leads: list[dict[str, str]] = []
+    campaigns: list[dict[str, Any]] = []
+    spend_sentence = ""
     campaign_ltv = None
     if run.get("status") == "ok":  # a failed run's partial outputs are never shown as results
         changes, change_sentences = describe_changes(run, previous)
@@ -469,7 +473,7 @@ def write_index(reports_dir: str | Path, reference_campaign: str = "") -> Path:
         _jinja()
         .get_template("index.html.j2")
         .render(
-            updated_label=_time_label(datetime.now(UTC).isoformat()),
+            updated_label=_time_label(utc_now().isoformat()),
             latest=_run_view(latest) if latest else None,
             latest_scores=(
                 {

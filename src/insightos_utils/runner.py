@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -29,7 +29,7 @@ from insightos_utils import __version__
 from insightos_utils import reports as portal
 from insightos_utils.config import PipelineConfig, notebook_parameters
 from insightos_utils.errors import InputError, InsightOSError
-from insightos_utils.io_utils import atomic_write_text
+from insightos_utils.io_utils import atomic_write_json, utc_now, utc_stamp
 
 KERNEL_NAME = "insightos"
 FALLBACK_KERNEL = "python3"
@@ -60,7 +60,7 @@ VERSIONED_PACKAGES = (
 
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: UTC timestamp plus a short random suffix."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
@@ -93,10 +93,6 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: say nothing about it
         return "<unparsed URL>"
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _versions(cwd: Path) -> dict[str, Any]:
@@ -133,7 +129,7 @@ class RunLog:
         self.stream: IO[str] = path.open("a", encoding="utf-8", buffering=1)
 
     def line(self, message: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = utc_stamp()
         for text in message.splitlines() or [""]:
             self.stream.write(f"{stamp} {text}\n")
 
@@ -181,9 +177,9 @@ def _mark_interrupted_runs(reports_dir: Path) -> None:
         run_id = staging.name[1 : -len(".partial")]
         meta = portal.read_run_meta(staging) or {"run_id": run_id, "started_at": None}
         meta.update(status="failed", error={"message": "interrupted: the run never finished"})
-        atomic_write_text(staging / portal.RUN_META, json.dumps(meta, indent=2))
+        atomic_write_json(staging / portal.RUN_META, meta)
         with (staging / "run.log").open("a", encoding="utf-8") as log:
-            log.write(f"{_utc_now()} found unfinished by a later run: marked failed\n")
+            log.write(f"{utc_now().isoformat()} found unfinished by a later run: marked failed\n")
         staging.rename(runs_dir / f"{run_id}{portal.FAILED_SUFFIX}")
 
 
@@ -257,7 +253,8 @@ def data_window(processed_dir: Path) -> dict[str, str] | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    lows, highs = [], []
+    lows: list[str] = []
+    highs: list[str] = []
     for table, column in (
         ("users", "created_at"),
         ("events", "occurred_at"),
@@ -361,7 +358,7 @@ def _base_meta(run_id: str, kind: str, config: PipelineConfig, cwd: Path) -> dic
         "run_id": run_id,
         "kind": kind,
         "status": "running",
-        "started_at": _utc_now(),
+        "started_at": utc_now().isoformat(),
         "finished_at": None,
         "seconds": None,
         "config": flat,
@@ -421,14 +418,14 @@ def _fail(
         message = "interrupted (Ctrl-C or a signal)"
     meta.update(
         status="failed",
-        finished_at=_utc_now(),
+        finished_at=utc_now().isoformat(),
         seconds=round(time.perf_counter() - started, 2),
         error={"message": message, **details},
     )
     log.line(f"FAILED: {message}")
     log.line(f"nothing published; this run is kept in {folders.failed}")
     log.close()
-    atomic_write_text(folders.staging / portal.RUN_META, json.dumps(meta, indent=2))
+    atomic_write_json(folders.staging / portal.RUN_META, meta)
     portal.write_run_summary(folders.staging, meta)
     folders.staging.rename(folders.failed)
     if folders.publish:
@@ -446,12 +443,14 @@ def _succeed(
 ) -> Path:
     """Write run.json and the summary page, rename the run into place, then publish it."""
     meta.update(
-        status="ok", finished_at=_utc_now(), seconds=round(time.perf_counter() - started, 2)
+        status="ok",
+        finished_at=utc_now().isoformat(),
+        seconds=round(time.perf_counter() - started, 2),
     )
     meta["previous_run"] = (previous or {}).get("run_id")
     log.line(f"done in {meta['seconds']:.1f} s: {folders.final}")
     log.close()
-    atomic_write_text(folders.staging / portal.RUN_META, json.dumps(meta, indent=2))
+    atomic_write_json(folders.staging / portal.RUN_META, meta)
     portal.write_run_summary(folders.staging, meta, previous)
     folders.staging.rename(folders.final)
     if folders.publish:

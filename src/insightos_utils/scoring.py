@@ -14,6 +14,7 @@ from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgbo
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,8 @@ from insightos_utils import features
 from insightos_utils.errors import InsightOSError
 from insightos_utils.explain import distinct_rows, explain_leads, uses_distinct_rows
 from insightos_utils.ingest import ingest, read_processed
-from insightos_utils.io_utils import atomic_write
-from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle, utc_now
+from insightos_utils.io_utils import atomic_write, utc_stamp
+from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle
 
 SCORED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -67,7 +68,7 @@ def score_leads(
             f"the feature table lacks columns the model was trained on: {missing}; "
             "rebuild features with the bundle's feature spec"
         )
-    scored_at = scored_at or utc_now()
+    scored_at = scored_at or utc_stamp()
     if len(leads) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in SCORED_COLUMNS + EXTRA_COLUMNS})
     prepared = bundle.prepare(leads)  # once, for both the probability and the reasons
@@ -131,7 +132,7 @@ def scoring_summary(scored: pd.DataFrame, out_path: str | Path, db_url: str | No
 # --- database ------------------------------------------------------------------------------------
 
 
-def _scored_table(metadata: object) -> object:
+def _scored_table(metadata: Any) -> Any:
     from sqlalchemy import Boolean, Column, DateTime, Float, Integer, String, Table, Text
 
     return Table(
@@ -160,6 +161,7 @@ def upsert_scored_leads(scored: pd.DataFrame, db_url: str, chunk_size: int = 5_0
 
     engine = create_engine(db_url)
     dialect = engine.dialect.name
+    insert: Any
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     elif dialect == "postgresql":
@@ -186,14 +188,14 @@ def upsert_scored_leads(scored: pd.DataFrame, db_url: str, chunk_size: int = 5_0
     except SQLAlchemyError as error:
         raise InsightOSError(
             f"--db {engine.url.render_as_string(hide_password=True)}: could not write table "
-            f"{DB_TABLE}: {error.__class__.__name__}: {error.orig or error}"
+            f"{DB_TABLE}: {error.__class__.__name__}: {getattr(error, 'orig', None) or error}"
         ) from error
     finally:
         engine.dispose()
     return len(records)
 
 
-def _db_records(scored: pd.DataFrame) -> list[dict[str, object]]:
+def _db_records(scored: pd.DataFrame) -> list[dict[str, Any]]:
     frame = pd.DataFrame(
         {
             "user_id": scored["user_id"].astype(str),
