@@ -39,7 +39,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import record  # noqa: E402
 
-from insightos_utils.collector import CollectorProcess  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from collector_harness import CollectorProcess  # noqa: E402
 
 WRITE_KEY = "wk-bench"
 SERVER_KEY = "sk-bench"

@@ -21,8 +21,10 @@ import sqlalchemy as sa
 from conftest import fresh_postgres_schema
 
 from insightos_utils.cli import main
-from insightos_utils.collector import CollectorProcess, create_app
-from insightos_utils.collector_store import EventStore
+from collector_harness import CollectorProcess
+
+from insightos_utils.collector import create_app
+from insightos_utils.collector.store import EventStore
 
 WRITE_KEY = "wk-browser-test"
 OTHER_WRITE_KEY = "wk-second-source"

@@ -19,7 +19,7 @@ from insightos_utils.cli import main
 from insightos_utils.config import PipelineConfig
 from insightos_utils.errors import InputError, InsightOSError
 
-FIXTURE_NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+FIXTURE_NOTEBOOKS = Path(__file__).parents[1] / "fixtures" / "notebooks"
 NBVAL_USERS = 2_000
 CONTRACT_FILES = (
     "scored_leads.csv",
