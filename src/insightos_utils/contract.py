@@ -132,6 +132,7 @@ _KIND_PROBLEM = {
     "text": "is not text",
 }
 
+
 def column_kind(spec: TableSpec, name: str) -> Column:
     """The contract's definition of column ``name`` in ``spec``."""
     return next(c for c in spec.columns if c.name == name)
@@ -150,5 +151,3 @@ def describe_reason(reason: str, spec: TableSpec | None = None) -> str:
         kind = column_kind(spec, column).kind if spec and column in spec.column_names else ""
         return f"{column} {_KIND_PROBLEM.get(kind, 'is not valid')}"
     return reason
-
-

@@ -780,7 +780,12 @@ def write_company(
         for spec in specs:
             progress.set_postfix_str(f"writing {spec.name}")
             path = out_dir / f"{spec.name}.{file_format}"
-            _write_table(tables[spec.name], path, [c for c in spec.column_names if c in tables[spec.name].columns], file_format)
+            _write_table(
+                tables[spec.name],
+                path,
+                [c for c in spec.column_names if c in tables[spec.name].columns],
+                file_format,
+            )
             written[spec.name] = path
             progress.update()
     return written

@@ -164,4 +164,3 @@ def test_is_in() -> None:
         False,
         True,
     ]
-

@@ -328,7 +328,9 @@ def test_rejected_user_takes_its_events_along(tmp_path: Path) -> None:
     tables = company()
     tables["users"].loc[0, "created_at"] = "not a date"  # u01 has events and transactions
     raw = write_raw(tmp_path / "raw", tables)
-    report = ingest(tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False)
+    report = ingest(
+        tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False
+    )
     assert report["tables"]["events"]["rejected"] == {"user_rejected": 3}
     assert report["tables"]["transactions"]["rejected"] == {"user_rejected": 2}
     events = pd.read_parquet(tmp_path / "out" / "events.parquet")
@@ -364,7 +366,9 @@ def test_line_numbers_count_values_spanning_lines(tmp_path: Path) -> None:
     tables["events"].loc[1, "properties"] = '{"note":\n"two lines"}'
     tables["events"].loc[4, "occurred_at"] = "later"
     raw = write_raw(tmp_path / "raw", tables)
-    ingest(tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False)
+    ingest(
+        tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False
+    )
     rejected = pd.read_csv(tmp_path / "out" / "rejected_events.csv")
     assert rejected["line"].tolist() == [7]  # record 5 is line 6, pushed down one by record 2
     assert raw.joinpath("events.csv").read_text().splitlines()[6].startswith("e004,")
@@ -591,7 +595,9 @@ def test_postgresql_text_tables_with_bad_rows(postgres_schema_url: str, tmp_path
 
 def test_report_tables_and_weekly_counts(tmp_path: Path) -> None:
     raw = write_raw(tmp_path / "raw", with_bad_row(BAD_ROWS["orphan_event"]))
-    report = ingest(tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False)
+    report = ingest(
+        tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False
+    )
     tables = report_tables(report)
     assert tables["rows"].loc["events", "rejected"] == 1
     assert tables["rejects"]["reason"].tolist() == ["orphan_user_id"]

@@ -146,5 +146,3 @@ class StatusIn(BaseModel):
         if self.status != "converted" and self.converted_at is not None:
             raise _error("unexpected_converted_at", "converted_at must be empty unless 'converted'")
         return self
-
-

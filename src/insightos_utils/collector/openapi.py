@@ -60,7 +60,7 @@ def document_routes(app: FastAPI, max_batch: int) -> None:
         document["components"]["securitySchemes"] = {
             KEY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-Write-Key"}
         }
-        secured = [{KEY_SCHEME: []}]
+        secured: list[dict[str, list[str]]] = [{KEY_SCHEME: []}]
         paths = document["paths"]
         events = paths["/v1/events"]["post"]
         events["requestBody"] = _body(
@@ -80,9 +80,7 @@ def document_routes(app: FastAPI, max_batch: int) -> None:
         )
         status = paths["/v1/users/{user_id}/status"]["post"]
         status["requestBody"] = _body(_schema(StatusIn, components))
-        status["responses"] = _answers(
-            "200", "status recorded", "401", "413", "422", "429", "503"
-        )
+        status["responses"] = _answers("200", "status recorded", "401", "413", "422", "429", "503")
         status["responses"]["404"] = {"description": "unknown user_id"}
         for operation in (events, identify, status):
             operation["security"] = secured

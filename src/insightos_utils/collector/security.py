@@ -47,8 +47,6 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
-
-
 class FailureThrottle:
     """Wrong-key attempts per client address in a sliding window; past ``limit``, refuse."""
 
@@ -108,4 +106,6 @@ class OriginPolicy:
         if self.any or origin in self.allowed:
             return True
         parts = urlsplit(origin)
-        return bool(host) and parts.scheme in ("http", "https") and parts.netloc == host.lower()
+        if not host:
+            return False
+        return parts.scheme in ("http", "https") and parts.netloc == host.lower()

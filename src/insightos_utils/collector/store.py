@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,9 @@ class _Ticket:
 
     rows: list[Mapping[str, Any]]
     done: bool = False
-    accepted: int = 0
+    new_ids: set[str] = field(default_factory=set)  # ids this batch was the first to store
     held: int = 0
-    conflicts: int = 0
+    known: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # content seen before
     error: Exception | None = None
 
 
@@ -277,11 +277,8 @@ class EventStore:
         transaction holding its rows has committed, and a failed commit fails all of them.
         """
         unique: dict[str, Mapping[str, Any]] = {}
-        conflicts = 0
         for row in rows:
-            first = unique.setdefault(row["event_id"], row)
-            if first is not row and not same_content(first, row):
-                conflicts += 1
+            unique.setdefault(row["event_id"], row)
         if not unique:
             return InsertResult(0, 0, 0, 0)
         ticket = _Ticket(list(unique.values()))
@@ -292,13 +289,18 @@ class EventStore:
                 self._commit_group()
         if ticket.error is not None:
             raise ticket.error
-        conflicts += ticket.conflicts
-        return InsertResult(
-            accepted=ticket.accepted,
-            duplicates=len(rows) - ticket.accepted - conflicts,
-            conflicts=conflicts,
-            held=ticket.held,
-        )
+        accepted = duplicates = conflicts = 0
+        reference: dict[str, Mapping[str, Any]] = dict(ticket.known)
+        for row in rows:
+            event_id = row["event_id"]
+            if event_id in ticket.new_ids and event_id not in reference:
+                accepted += 1
+                reference[event_id] = row
+            elif same_content(reference.get(event_id, row), row):
+                duplicates += 1
+            else:
+                conflicts += 1
+        return InsertResult(accepted, duplicates, conflicts, ticket.held)
 
     def _commit_group(self) -> None:
         with self._queue_lock:
@@ -325,14 +327,13 @@ class EventStore:
                 seen_before = [r for r in rows if r["event_id"] not in new_ids]
                 stored = self._stored_events(connection, [r["event_id"] for r in seen_before])
             for ticket in group:  # a new id counts for the first batch that carried it
-                ticket.accepted = sum(1 for row in ticket.rows if row["event_id"] in new_ids)
-                ticket.held = sum(1 for row in ticket.rows if row["event_id"] in held_ids)
-                ticket.conflicts = sum(
-                    1
-                    for row in ticket.rows
-                    if row["event_id"] in stored and not same_content(stored[row["event_id"]], row)
-                )
-                new_ids.difference_update(row["event_id"] for row in ticket.rows)
+                ids = [row["event_id"] for row in ticket.rows]
+                ticket.new_ids = {event_id for event_id in ids if event_id in new_ids}
+                ticket.held = sum(1 for event_id in ids if event_id in held_ids)
+                ticket.known = {
+                    event_id: stored[event_id] for event_id in ids if event_id in stored
+                }
+                new_ids.difference_update(ids)
                 held_ids.difference_update(row["event_id"] for row in ticket.rows)
                 for row in ticket.rows:  # a later batch in the group compares with this one
                     stored.setdefault(row["event_id"], row)
@@ -430,7 +431,7 @@ class EventStore:
 
     def _release_held(self, connection: Connection, user_id: str) -> int:
         """Move the held events of a newly known user into events (known ids are kept)."""
-        held = [
+        held: list[Mapping[str, Any]] = [
             dict(row)
             for row in connection.execute(
                 sa.select(HELD_EVENTS_TABLE).where(HELD_EVENTS_TABLE.c.user_id == user_id)

@@ -267,8 +267,8 @@ def _read_csv(path: Path, header: list[str]) -> RawTable:
                 f"{path}: line {line}, column '{column}' is not UTF-8 text (the file looks like "
                 "Latin-1 or Windows-1252); save the file as UTF-8 and run again"
             ) from None
-        line = _first_bad_csv_line(path, len(header))
-        where = f" at line {line}" if line else ""
+        bad_line = _first_bad_csv_line(path, len(header))
+        where = f" at line {bad_line}" if bad_line else ""
         raise InputError(
             f"{path}: cannot be parsed as CSV{where} ({error}); every row needs the header's "
             f"{len(header)} fields, UTF-8 text and closed quotes"
