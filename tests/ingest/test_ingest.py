@@ -192,6 +192,27 @@ BAD_ROWS = {
     "negative_spend": BadRow(
         "campaign_spend", {"campaign": "x", "spend": "-1"}, "negative_spend", "spend"
     ),
+    "event_in_2200": BadRow(
+        "events", _event(occurred_at="2200-06-01T00:00:00Z"), "implausible_timestamp", "occurred_at"
+    ),
+    "signup_in_1900": BadRow(
+        "users", _user(created_at="1900-01-01T00:00:00Z"), "implausible_timestamp", "created_at"
+    ),
+    "purchase_next_week": BadRow(
+        "transactions",
+        _transaction(occurred_at=(pd.Timestamp.now("UTC") + pd.Timedelta(days=7)).isoformat()),
+        "implausible_timestamp",
+        "occurred_at",
+    ),
+    "closed_before_created": BadRow(
+        "users",
+        _user(status="lost", closed_at="2024-01-01T00:00:00Z"),
+        "closed_before_created",
+        "closed_at",
+    ),
+    "closed_at_not_a_time": BadRow(
+        "users", _user(status="lost", closed_at="last week"), "bad_closed_at", "closed_at"
+    ),
 }
 INSERT_AT = 2  # the bad row becomes the file's 3rd record: line 4 (header = line 1)
 

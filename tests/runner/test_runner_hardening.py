@@ -223,3 +223,31 @@ def test_readers_of_run_json_tolerate_missing_and_null_fields(tmp_path: Path) ->
     index = portal.write_index(tmp_path).read_text()
     assert "20260101T000000Z-aaaa.failed" in index
     portal.write_run_summary(runs / "20260101T000000Z-aaaa.failed", {"started_at": None})
+
+
+def test_ingest_warnings_reach_run_json_and_the_summary_and_as_of_never_lies_ahead(
+    tmp_path: Path,
+) -> None:
+    from insightos_utils.config import PipelineConfig
+    from insightos_utils.runner.notebooks import RunLog
+    from insightos_utils.runner.run import _after_ingest
+
+    (tmp_path / "processed").mkdir()
+    shrank = {"kind": "table_shrank", "table": "events", "message": "events has 10 rows, 90% fewer"}
+    report = {
+        "latest_timestamp": "2026-06-30T05:00:00",  # within the tolerance, past the clock
+        "as_of_default": "2026-06-30T02:00:00",
+        "warnings": [shrank],
+    }
+    (tmp_path / "processed" / "ingest_report.json").write_text(json.dumps(report))
+    meta: dict = {"run_id": tmp_path.name, "status": "ok"}
+    log = RunLog(tmp_path / "run.log")
+    config = _after_ingest(PipelineConfig(), tmp_path, meta, log)
+    log.close()
+    assert config.data.as_of == "2026-06-30T02:00:00" and meta["as_of"] == config.data.as_of
+    assert meta["ingest_warnings"] == [shrank]
+    assert "90% fewer" in (tmp_path / "run.log").read_text()
+    page = portal.write_run_summary(tmp_path, meta).read_text()
+    assert "Check the data first" in page and "90% fewer" in page
+    given = PipelineConfig().with_overrides(as_of="2026-01-01")  # an explicit as-of is kept
+    assert _after_ingest(given, tmp_path, {}, RunLog(tmp_path / "x.log")).data.as_of == "2026-01-01"

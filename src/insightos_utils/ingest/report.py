@@ -119,10 +119,16 @@ def _threshold_message(result: TableResult, rejected_path: Path, max_share: floa
         f"line {line}: {contract.describe_reason(reason, result.spec)} ({reason})"
         for line, reason in zip(first["line"], first["reason"], strict=True)
     )
+    implausible = "".join(
+        f" Implausible {column}: {found['rows']:,} row(s) from {found['min']} to {found['max']} "
+        f"(plausible: {found['plausible_from']} to {found['plausible_to']}; see [data] "
+        "earliest_timestamp and future_tolerance_hours)."
+        for column, found in (report.get("implausible_timestamps") or {}).items()
+    )
     return (
         f"{report['source']}: {len(own)} of {report['rows_read']} rows rejected "
         f"({report['reject_share']:.1%}), more than max_reject_share {max_share:.1%}. "
-        f"First offending rows: {rows}. "
+        f"First offending rows: {rows}.{implausible} "
         + (f"Not counted here: {cause}. " if (cause := report.get("user_rejected_cause")) else "")
         + f"Every rejected row and its reason is in {rejected_path}; "
         "fix the source, or raise --max-reject-share to accept them. "

@@ -54,7 +54,9 @@ def split_password(url: str) -> tuple[str, str | None]:
         return url, None
     if parsed.password is None:
         return url, None
-    return parsed.set(password=None).render_as_string(hide_password=False), str(parsed.password)
+    return parsed._replace(password=None).render_as_string(hide_password=False), str(
+        parsed.password
+    )
 
 
 def connection_url(url: str, environ: Mapping[str, str]) -> str:
