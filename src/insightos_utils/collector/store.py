@@ -34,6 +34,7 @@ from insightos_utils.errors import InputError
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 GROUP_ROWS = 5_000  # most events written by one group commit
+KNOWN_USERS_CACHED = 1_000_000  # user_ids remembered as existing (the cache restarts beyond)
 # FULL: every commit (and so every 202) is on disk before the answer, surviving a power loss
 # as well as a killed collector.
 SQLITE_SYNCHRONOUS = "FULL"
@@ -207,6 +208,7 @@ class EventStore:
         self._commit_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: deque[_Ticket] = deque()
+        self._known: set[str] = set()  # user_ids known to exist (written under the commit lock)
         self._stopping = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if self.dialect == "sqlite":
@@ -345,12 +347,18 @@ class EventStore:
                 ticket.done = True
 
     def _known_users(self, connection: Connection, user_ids: set[str]) -> set[str]:
-        """The user_ids among ``user_ids`` that the users table holds."""
-        if not user_ids:
-            return set()
-        column = USERS_TABLE.c.user_id
-        found = connection.execute(sa.select(column).where(column.in_(sorted(user_ids))))
-        return {user_id for (user_id,) in found}
+        """The user_ids among ``user_ids`` that the users table holds.
+
+        Users are never deleted, so a user once seen stays known: the ids found are remembered
+        (up to ``KNOWN_USERS_CACHED``) and only unseen ids are looked up."""
+        unseen = user_ids - self._known
+        if unseen:
+            column = USERS_TABLE.c.user_id
+            found = connection.execute(sa.select(column).where(column.in_(sorted(unseen))))
+            if len(self._known) > KNOWN_USERS_CACHED:
+                self._known.clear()
+            self._known.update(user_id for (user_id,) in found)
+        return user_ids & self._known
 
     def _stored_events(
         self, connection: Connection, event_ids: list[str]
