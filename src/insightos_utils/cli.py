@@ -27,7 +27,7 @@ def _add_source(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def _synth_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a seeded synthetic company in the raw contract")
-    p.add_argument("--out", type=Path, required=True, help="folder to write the CSV files into")
+    p.add_argument("--out", type=Path, help="folder to write the raw tables into (required)")
     p.add_argument("--users", type=int, default=10_000, help="number of users (default 10000)")
     p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same bytes)")
     p.add_argument("--as-of", help="the company's 'now' (ISO date); default 2026-06-30")
@@ -42,12 +42,24 @@ def _synth_parser(sub: argparse._SubParsersAction) -> None:
         default="csv",
         help="file format of the raw tables: csv (default) or parquet",
     )
+    p.add_argument(
+        "--shape",
+        help="a shape of company from the corpus (e.g. no_events, subscription, many_campaigns; "
+        "--list-shapes shows them all); default: the profile as it is",
+    )
+    p.add_argument("--list-shapes", action="store_true", help="list the shapes and exit")
     p.set_defaults(handler=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from insightos_utils.synth import write_company
+    from insightos_utils.synth import SHAPES, write_company
 
+    if args.list_shapes:
+        for name, shape in SHAPES.items():
+            print(f"{name:<24} {shape.description}")
+        return 0
+    if args.out is None:
+        raise InputError("insightos synth needs --out DIR (the folder to write the tables into)")
     write_company(
         args.out,
         n_users=args.users,
@@ -55,6 +67,7 @@ def _synth(args: argparse.Namespace) -> int:
         as_of=args.as_of,
         profile=args.profile,
         file_format=args.file_format,
+        shape=args.shape,
     )
     return 0
 

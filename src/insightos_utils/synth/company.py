@@ -1,4 +1,4 @@
-"""A seeded synthetic SaaS company in the raw contract (users, events, transactions, spend).
+"""The seeded synthetic SaaS company: users, events, transactions and spend as DataFrames.
 
 Why: every later stage (features, lead scoring, LTV, ingest) needs realistic data with known
 properties. The company behaves like a real one, noisily: a latent purchase intent drives both
@@ -6,247 +6,36 @@ conversion and (imperfectly) pre-conversion product usage, so a sound lead model
 holdout ROC AUC around 0.85, never 1.0. Post-conversion events (billing, seats) exist in the raw
 log, as in real logs. Customers buy in a BG/NBD-like process with Gamma-Gamma-like amounts.
 
-Two profiles share the machinery with their own vocabulary: ``projects`` (the original design's
-project-management SaaS, campaign ``google_gestao_agil``) and ``crm`` (a CRM SaaS with different
-event and campaign names), so the pipeline can be checked for hard-coded names.
+``Knobs`` bend the default company into other shapes (``synth.shapes`` names them): another
+conversion share or timing, subscription-like, single or heavy-tailed purchases, no product
+events, lead attributes on the users table. With the default knobs the random stream is exactly
+the original one: same seed, same bytes.
 
-Everything is vectorised numpy driven by one ``numpy.random.Generator(seed)``: the same seed
-and arguments give byte-identical files. Nothing at or after ``as_of`` exists.
+Everything is vectorised numpy driven by one ``numpy.random.Generator(seed)``; nothing at or
+after ``as_of`` exists.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
-from tqdm import tqdm
 
-from insightos_utils.contract import CAMPAIGN_SPEND, EVENTS, TRANSACTIONS, USERS, parse_timestamp
+from insightos_utils.contract import parse_timestamp
 from insightos_utils.errors import InputError
-from insightos_utils.io_utils import atomic_write
+from insightos_utils.synth.attributes import add_lead_attributes
+from insightos_utils.synth.profiles import PROFILES, Profile, utm_json
+from insightos_utils.synth.text import categories, fixed_width, id_chars, timestamps
 
 DEFAULT_AS_OF = "2026-06-30T00:00:00Z"
 HISTORY_DAYS = 730  # signups spread over the two years before as_of
 OPEN_DAYS = 45  # an unconverted user younger than this is still an open lead
 WINDOW_DAYS = 14  # the early-usage period in which pre-conversion behaviour happens
 DUPLICATE_SHARE = 0.003  # events delivered twice by the collector
-FILE_FORMATS = ("csv", "parquet")
 DAY = 86_400
 
-
-# --- profiles ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """A paid acquisition campaign and how its users behave."""
-
-    name: str  # utm_campaign
-    source: str
-    medium: str
-    share: float  # share of all signups
-    conversion_logit: float  # log-scale shift of the conversion propensity
-    purchase_rate: float  # multiplier of the repeat-purchase rate of its customers
-    order_value: float  # mean order value ($) of its customers
-    cac: float  # acquisition cost per customer that campaign_spend is built from
-
-
-@dataclass(frozen=True)
-class BehaviourEvent:
-    """A product event whose early (pre-conversion) count depends noisily on intent."""
-
-    name: str
-    window_mean: float  # mean count in the first WINDOW_DAYS
-    intent: float  # loading on the latent intent (log scale)
-    usage_weight: float  # weight among later, ongoing product usage
-    properties: tuple[str, ...] = ("",)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A synthetic company: its campaigns, organic marketing variants and event vocabulary."""
-
-    name: str
-    converted_share: float
-    campaigns: tuple[Campaign, ...]
-    organic_share: float
-    organic_marketing: tuple[tuple[str, float], ...]  # (marketing JSON or "", weight)
-    organic_conversion_logit: float
-    trial_event: str
-    verify_event: str
-    resend_event: str  # the verification sent again, for unverified trials
-    behaviour: tuple[BehaviourEvent, ...]
-    start_event: str  # at converted_at
-    invoice_event: str  # one per transaction
-    seat_event: str
-    billing_event: str
-    trial_properties: tuple[str, ...] = ("",)
-    verify_properties: tuple[str, ...] = ("",)
-    resend_properties: tuple[str, ...] = ("",)
-    start_properties: tuple[str, ...] = ("",)
-    invoice_properties: tuple[str, ...] = ("",)
-    seat_properties: tuple[str, ...] = ("",)
-    billing_properties: tuple[str, ...] = ("",)
-    organic_order_value: float = 20.0
-    organic_purchase_rate: float = 1.0
-
-    @property
-    def vocabulary(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """Every event name with its property templates, in event-kind order."""
-        return (
-            (self.trial_event, self.trial_properties),
-            (self.verify_event, self.verify_properties),
-            (self.resend_event, self.resend_properties),
-            *((b.name, b.properties) for b in self.behaviour),
-            (self.start_event, self.start_properties),
-            (self.invoice_event, self.invoice_properties),
-            (self.seat_event, self.seat_properties),
-            (self.billing_event, self.billing_properties),
-        )
-
-    @property
-    def event_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.vocabulary)
-
-    @property
-    def post_conversion_events(self) -> tuple[str, ...]:
-        """Event names that only ever happen at or after converted_at."""
-        return (self.start_event, self.invoice_event, self.seat_event, self.billing_event)
-
-    @property
-    def reference_campaign(self) -> str:
-        """The best campaign (the one LTV is compared against)."""
-        return max(self.campaigns, key=lambda c: c.conversion_logit).name
-
-
-def _props(key: str, *values: str) -> tuple[str, ...]:
-    return tuple(json.dumps({key: value}) for value in values)
-
-
-def _utm(source: str, medium: str, campaign: str | None = None) -> str:
-    marketing = {"utm_source": source, "utm_medium": medium}
-    if campaign is not None:
-        marketing["utm_campaign"] = campaign
-    return json.dumps(marketing)
-
-
-PROJECTS = Profile(
-    name="projects",
-    converted_share=0.101,
-    campaigns=(
-        Campaign("google_gestao_agil", "google", "cpc", 0.16, 1.70, 3.1, 33.0, 28.0),
-        Campaign("facebook_produtividade", "facebook", "paid_social", 0.19, -0.20, 1.0, 15.6, 39.0),
-        Campaign("linkedin_b2b_gestores", "linkedin", "paid_social", 0.11, 0.10, 1.0, 17.8, 36.0),
-        Campaign("newsletter_times_ageis", "newsletter", "email", 0.08, 0.05, 1.0, 16.5, 24.0),
-        Campaign("youtube_tutoriais", "youtube", "video", 0.09, -0.10, 1.0, 15.6, 24.0),
-    ),
-    organic_share=0.37,
-    organic_marketing=(
-        ("", 0.55),
-        (_utm("google", "organic"), 0.25),
-        (json.dumps({"referrer": "blog.gestaoagil.example"}), 0.10),
-        (_utm("partner", "referral"), 0.10),
-    ),
-    organic_conversion_logit=0.0,
-    trial_event="trial_signup",
-    verify_event="user_verified",
-    resend_event="verification_email_resent",
-    behaviour=(
-        BehaviourEvent(
-            "page_view",
-            4.0,
-            0.25,
-            3.0,
-            _props("path", "/", "/pricing", "/features", "/templates", "/blog/gestao-agil"),
-        ),
-        BehaviourEvent(
-            "project_created", 1.5, 1.00, 0.5, _props("template", "kanban", "scrum", "blank")
-        ),
-        BehaviourEvent("task_created", 3.5, 0.75, 4.0, ("",) + _props("source", "web", "mobile")),
-        BehaviourEvent("teammate_invited", 0.8, 1.10, 0.3, _props("role", "member", "admin")),
-        BehaviourEvent(
-            "integration_connected",
-            0.4,
-            1.00,
-            0.1,
-            _props("integration", "slack", "google_drive", "github", "jira_import"),
-        ),
-        BehaviourEvent(
-            "report_viewed", 0.9, 0.60, 1.0, _props("report", "burndown", "velocity", "workload")
-        ),
-        BehaviourEvent("comment_added", 1.0, 0.45, 2.0),
-        BehaviourEvent(
-            "help_article_viewed",
-            0.7,
-            -0.10,
-            0.4,
-            _props("article", "getting-started", "gantt", "permissions"),
-        ),
-    ),
-    start_event="subscription_started",
-    invoice_event="invoice_paid",
-    seat_event="seat_added",
-    billing_event="billing_updated",
-    trial_properties=_props("plan", "team", "business"),
-    verify_properties=_props("method", "email", "google_sso"),
-    start_properties=_props("plan", "team", "business"),
-    invoice_properties=_props("currency", "USD"),
-    seat_properties=(json.dumps({"seats": 1}), json.dumps({"seats": 2})),
-    billing_properties=_props("field", "card", "address", "tax_id"),
-    organic_order_value=16.5,
-)
-
-CRM = Profile(
-    name="crm",
-    converted_share=0.11,
-    campaigns=(
-        Campaign("google_crm_vendas", "google", "cpc", 0.15, 1.75, 3.0, 40.0, 36.0),
-        Campaign("meta_leads_pme", "meta", "paid_social", 0.21, -0.25, 1.0, 21.0, 52.0),
-        Campaign("linkedin_revops", "linkedin", "paid_social", 0.12, 0.15, 1.0, 24.0, 45.0),
-        Campaign("podcast_vendas_b2b", "podcast", "audio", 0.07, 0.0, 1.0, 22.0, 30.0),
-    ),
-    organic_share=0.45,
-    organic_marketing=(
-        ("", 0.5),
-        (_utm("bing", "organic"), 0.2),
-        (json.dumps({"referrer": "g2.example"}), 0.3),
-    ),
-    organic_conversion_logit=0.0,
-    trial_event="workspace_created",
-    verify_event="email_confirmed",
-    resend_event="confirmation_link_resent",
-    behaviour=(
-        BehaviourEvent("page_view", 3.5, 0.25, 3.0, _props("path", "/", "/pricing", "/crm")),
-        BehaviourEvent("contact_imported", 2.0, 0.80, 1.0, _props("source", "csv", "gmail")),
-        BehaviourEvent("deal_created", 2.5, 1.00, 2.5),
-        BehaviourEvent("pipeline_stage_moved", 3.0, 0.70, 3.0),
-        BehaviourEvent("inbox_connected", 0.5, 1.00, 0.1, _props("provider", "gmail", "outlook")),
-        BehaviourEvent("sales_rep_added", 0.7, 1.10, 0.3),
-        BehaviourEvent("forecast_opened", 0.8, 0.60, 1.0),
-        BehaviourEvent("support_doc_read", 0.8, -0.10, 0.4),
-    ),
-    start_event="plan_activated",
-    invoice_event="payment_succeeded",
-    seat_event="license_added",
-    billing_event="payment_method_changed",
-    trial_properties=_props("edition", "starter", "growth"),
-    verify_properties=_props("via", "link"),
-    start_properties=_props("edition", "starter", "growth"),
-    invoice_properties=_props("currency", "USD"),
-    billing_properties=_props("method", "card", "boleto"),
-    organic_order_value=22.0,
-)
-
-PROFILES: dict[str, Profile] = {PROJECTS.name: PROJECTS, CRM.name: CRM}
 
 # Behaviour model (shared by the profiles): converters are drawn with weight
 # exp(campaign shift + INTENT_SLOPE * intent), so conversion rises with intent and campaign.
@@ -261,6 +50,31 @@ PURCHASE_SHAPE = 1.5  # r
 PURCHASES_PER_MONTH = 0.25  # mean repeat-purchase rate of a baseline customer
 DROPOUT_A, DROPOUT_B = 1.0, 5.0  # p ~ Beta(a, b): dropout after each repeat purchase
 SPEND_P, SPEND_Q = 6.0, 6.0  # order value ~ Gamma(p, nu), nu ~ Gamma(q, gamma)
+PURCHASE_PROCESSES = ("bgnbd", "subscription", "single", "heavy_tail")
+PLAN_PRICES = (29.0, 49.0, 99.0)  # subscription-like companies: one plan per customer
+PLAN_WEIGHTS = (0.5, 0.35, 0.15)
+MONTH_SECONDS = int(30.4375 * 86_400)
+HEAVY_TAIL_SHARE = 0.003  # heavy-tailed companies: this share of orders is 1,000x the usual
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How a company departs from its profile's default shape (all defaults: the original)."""
+
+    converted_share: float | None = None  # share of all users converted (default: the profile's)
+    conversions_since_days: int | None = None  # conversions only in the last N days before as-of
+    no_conversions_days: int | None = None  # no conversion in the last N days before as-of
+    purchases: str = "bgnbd"  # one of PURCHASE_PROCESSES
+    events: bool = True  # False: the events table has a header and no rows (a CRM-only company)
+    lead_attributes: bool = False  # extra users columns and marketing keys (see _lead_attributes)
+
+    def check(self) -> None:
+        if self.purchases not in PURCHASE_PROCESSES:
+            raise InputError(
+                f"unknown purchase process {self.purchases!r}; choose one of {PURCHASE_PROCESSES}"
+            )
+        if self.converted_share is not None and not 0 < self.converted_share < 1:
+            raise InputError(f"converted_share must be in (0, 1), got {self.converted_share}")
 
 
 # --- generation --------------------------------------------------------------------------------
@@ -320,12 +134,17 @@ class _Users:
 
 
 def _marketing_texts(spec: Profile) -> list[str]:
-    texts = [_utm(c.source, c.medium, c.name) for c in spec.campaigns]
+    texts = [utm_json(c.source, c.medium, c.name) for c in spec.campaigns]
     return texts + [text for text, _ in spec.organic_marketing]
 
 
-def _draw_users(rng: np.random.Generator, spec: Profile, n_users: int, as_of_s: int) -> _Users:
-    """Signups (growing over two years), acquisition, latent intent and conversion."""
+def _draw_users(
+    rng: np.random.Generator, spec: Profile, n_users: int, as_of_s: int, knobs: Knobs
+) -> _Users:
+    """Signups (growing over two years), acquisition, latent intent and conversion.
+
+    ``knobs`` may change the converted share and when conversions are allowed to happen.
+    """
     growth = np.log(2.0) / HISTORY_DAYS  # the signup rate doubles over the history
     u = rng.random(n_users)
     offset_days = np.log1p(u * np.expm1(growth * HISTORY_DAYS)) / growth
@@ -347,11 +166,17 @@ def _draw_users(rng: np.random.Generator, spec: Profile, n_users: int, as_of_s: 
     activity = ACTIVITY_SD * rng.standard_normal(n_users)
     delay_days = _conversion_delays(rng, n_users)
     eligible = delay_days < age_days  # would have converted before as_of
+    days_before_as_of = age_days - delay_days  # how long before as_of the conversion falls
+    if knobs.conversions_since_days is not None:
+        eligible &= days_before_as_of <= knobs.conversions_since_days
+    if knobs.no_conversions_days is not None:
+        eligible &= days_before_as_of > knobs.no_conversions_days
     shifts = np.array(
         [c.conversion_logit for c in spec.campaigns] + [spec.organic_conversion_logit]
     )
     weights = np.where(eligible, np.exp(shifts[campaign] + INTENT_SLOPE * intent), 0.0)
-    k = min(int(round(spec.converted_share * n_users)), int(eligible.sum()))
+    share = spec.converted_share if knobs.converted_share is None else knobs.converted_share
+    k = min(int(round(share * n_users)), int(eligible.sum()))
     converted = _weighted_pick(rng, weights, k)
     converted_at = np.where(converted, created + (delay_days * DAY).astype(np.int64), -1)
     return _Users(created, campaign, marketing_code, intent, activity, converted, converted_at)
@@ -369,6 +194,58 @@ class _Purchases:
 
 
 def _draw_purchases(
+    rng: np.random.Generator, spec: Profile, users: _Users, as_of_s: int, process: str = "bgnbd"
+) -> _Purchases:
+    """A first payment at conversion, then the repeat purchases of ``process``:
+
+    - ``bgnbd``: BG/NBD repeat purchases with Gamma-Gamma amounts (the default);
+    - ``heavy_tail``: the same, with ``HEAVY_TAIL_SHARE`` of the orders 1,000 times larger;
+    - ``subscription``: one payment per month (a day either way), nobody stops, each customer
+      pays their plan's price (``PLAN_PRICES``) within half a percent;
+    - ``single``: the first payment only.
+    """
+    if process in ("subscription", "single"):
+        return _regular_purchases(rng, users, as_of_s, repeat=process == "subscription")
+    purchases = _bgnbd_purchases(rng, spec, users, as_of_s)
+    if process == "heavy_tail":
+        n_large = max(1, int(round(HEAVY_TAIL_SHARE * purchases.amount.size)))
+        large = rng.choice(purchases.amount.size, n_large, replace=False)
+        purchases.amount[large] = np.round(purchases.amount[large] * 1000.0, 2)
+    return purchases
+
+
+def _first_payments(
+    rng: np.random.Generator, users: _Users, as_of_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    customers = np.flatnonzero(users.converted)
+    first_paid = np.minimum(
+        users.converted_at[customers] + rng.integers(0, 600, customers.size), as_of_s - 1
+    )
+    return customers, first_paid
+
+
+def _regular_purchases(
+    rng: np.random.Generator, users: _Users, as_of_s: int, repeat: bool
+) -> _Purchases:
+    """Monthly payments at the plan price until as-of (``repeat``), or the first one only."""
+    customers, first_paid = _first_payments(rng, users, as_of_s)
+    n = customers.size
+    months = (
+        np.maximum(as_of_s - 1 - first_paid, 0) // MONTH_SECONDS if repeat else np.zeros(n, int)
+    )
+    counts = months + 1
+    owner = np.repeat(np.arange(n), counts)
+    number = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    jitter = np.where(number > 0, rng.integers(-DAY, DAY + 1, owner.size), 0)
+    time = np.minimum(first_paid[owner] + number * MONTH_SECONDS + jitter, as_of_s - 1)
+    price = rng.choice(np.array(PLAN_PRICES), size=n, p=np.array(PLAN_WEIGHTS))
+    amount = np.round(price[owner] * (1 + 0.005 * rng.standard_normal(owner.size)), 2)
+    order = np.lexsort((owner, time))
+    last = np.full(n, as_of_s, dtype=np.int64) if repeat else first_paid.astype(np.int64)
+    return _Purchases(customers, owner[order], time[order], amount[order], last)
+
+
+def _bgnbd_purchases(
     rng: np.random.Generator, spec: Profile, users: _Users, as_of_s: int
 ) -> _Purchases:
     """A first payment at conversion, then BG/NBD repeat purchases with Gamma-Gamma amounts."""
@@ -555,23 +432,27 @@ def generate_company(
     n_users: int = 10_000,
     seed: int = 42,
     as_of: str | pd.Timestamp | None = None,
-    profile: str = "projects",
+    profile: str | Profile = "projects",
+    knobs: Knobs | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The synthetic company as DataFrames with the raw contract's columns.
 
     Timestamps are timezone-naive UTC ``datetime64[s]``; marketing and properties are JSON text
     (missing when empty); ``events.event_name`` and ``events.properties`` are categoricals (few
     distinct values). ``events`` includes the duplicate deliveries (same event_id twice).
+    ``profile`` is a profile name or a ``Profile``; ``knobs`` bend the company's shape.
     """
     if n_users < 1:
         raise InputError(f"n_users must be at least 1, got {n_users}")
-    spec = _profile(profile)
+    spec = profile if isinstance(profile, Profile) else _profile(profile)
+    knobs = knobs or Knobs()
+    knobs.check()
     rng = np.random.default_rng(seed)
     as_of_s = _as_of_seconds(as_of)
     start_s = as_of_s - HISTORY_DAYS * DAY
 
-    users = _draw_users(rng, spec, n_users, as_of_s)
-    purchases = _draw_purchases(rng, spec, users, as_of_s)
+    users = _draw_users(rng, spec, n_users, as_of_s, knobs)
+    purchases = _draw_purchases(rng, spec, users, as_of_s, knobs.purchases)
     log = _EventLog(rng, spec)
     first_trial = _early_events(rng, spec, users, log)
     _later_events(rng, spec, users, purchases, log, as_of_s)
@@ -583,36 +464,36 @@ def generate_company(
         "converted",
         np.where(age_days >= OPEN_DAYS, "lost", np.where(first_trial < as_of_s, "trial", "lead")),
     )
-    user_chars = _id_chars("u", np.arange(1, n_users + 1), max(6, len(str(n_users))))
+    user_chars = id_chars("u", np.arange(1, n_users + 1), max(6, len(str(n_users))))
     marketing = pa.array([t or None for t in _marketing_texts(spec)], pa.large_string())
     users_table = pa.table(
         {
-            "user_id": _fixed_width(user_chars),
-            "created_at": _timestamps(users.created),
+            "user_id": fixed_width(user_chars),
+            "created_at": timestamps(users.created),
             "status": pa.array(status, pa.large_string()),
-            "converted_at": _timestamps(users.converted_at),
+            "converted_at": timestamps(users.converted_at),
             "marketing": marketing.take(pa.array(users.marketing_code.astype(np.int32))),
         }
     )
     events_table = pa.table(
         {
-            "event_id": _fixed_width(_id_chars("e", ev_number, max(8, len(str(ev_time.size))))),
-            "user_id": _fixed_width(np.take(user_chars, ev_user, axis=0)),
-            "event_name": _categories(ev_kind, log.names),
-            "occurred_at": _timestamps(ev_time),
-            "properties": _categories(ev_prop, log.property_texts),
+            "event_id": fixed_width(id_chars("e", ev_number, max(8, len(str(ev_time.size))))),
+            "user_id": fixed_width(np.take(user_chars, ev_user, axis=0)),
+            "event_name": categories(ev_kind, log.names),
+            "occurred_at": timestamps(ev_time),
+            "properties": categories(ev_prop, log.property_texts),
         }
     )
     n_tx = purchases.time.size
     transactions_table = pa.table(
         {
-            "transaction_id": _fixed_width(
-                _id_chars("t", np.arange(1, n_tx + 1), max(7, len(str(n_tx))))
+            "transaction_id": fixed_width(
+                id_chars("t", np.arange(1, n_tx + 1), max(7, len(str(n_tx))))
             ),
-            "user_id": _fixed_width(
+            "user_id": fixed_width(
                 np.take(user_chars, purchases.customers[purchases.owner], axis=0)
             ),
-            "occurred_at": _timestamps(purchases.time),
+            "occurred_at": timestamps(purchases.time),
             "amount": pa.array(purchases.amount, pa.float64()),
         }
     )
@@ -628,164 +509,15 @@ def generate_company(
             "spend": pa.array(spend, pa.float64()),
         }
     )
+    users_frame = users_table.to_pandas()
+    if knobs.lead_attributes:
+        users_frame = add_lead_attributes(users_frame, users, spec, status, seed)
+    events_frame = events_table.to_pandas()
+    if not knobs.events:
+        events_frame = events_frame.iloc[:0]
     return {
-        "users": users_table.to_pandas(),
-        "events": events_table.to_pandas(),
+        "users": users_frame,
+        "events": events_frame,
         "transactions": transactions_table.to_pandas(),
         "campaign_spend": spend_table.to_pandas(),
     }
-
-
-# --- fast text building (fixed-width byte matrices → Arrow strings) ----------------------------
-
-
-def _digit_table(width: int) -> np.ndarray:
-    """All zero-padded numbers of ``width`` digits as a (10**width, width) byte matrix."""
-    numbers = np.arange(10**width)
-    return np.stack([48 + numbers // 10**i % 10 for i in range(width - 1, -1, -1)], axis=1).astype(
-        np.uint8
-    )
-
-
-_DIGITS_4 = _digit_table(4)
-
-
-def _fixed_width(chars: np.ndarray) -> pa.Array:
-    """An (n, w) uint8 matrix as an Arrow large_string array of n strings of w bytes."""
-    n, width = chars.shape
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
-    data = np.ascontiguousarray(chars)
-    return pa.Array.from_buffers(
-        pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-
-
-def _id_chars(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
-    """``prefix`` + zero-padded ``numbers`` (e.g. u000042) as an (n, w) byte matrix."""
-    chars = np.empty((numbers.size, len(prefix) + width), dtype=np.uint8)
-    chars[:, : len(prefix)] = np.frombuffer(prefix.encode(), dtype=np.uint8)
-    values = numbers.astype(np.int64)
-    end = chars.shape[1]
-    while end - len(prefix) > 0:  # four digits at a time, from the right
-        values, group = np.divmod(values, 10_000)
-        digits = min(4, end - len(prefix))
-        chars[:, end - digits : end] = np.take(_DIGITS_4, group, axis=0)[:, 4 - digits :]
-        end -= digits
-    return chars
-
-
-@functools.cache
-def _clock_table() -> np.ndarray:
-    """ "HH:MM:SS" for every second of a day, as an (86400, 8) byte matrix."""
-    seconds = np.arange(DAY)
-    chars = np.full((DAY, 8), ord(":"), dtype=np.uint8)
-    for start, values in ((0, seconds // 3600), (3, seconds // 60 % 60), (6, seconds % 60)):
-        chars[:, start : start + 2] = np.take(_DIGITS_4, values, axis=0)[:, 2:]
-    return chars
-
-
-def _iso_chars(seconds: np.ndarray) -> np.ndarray:
-    """Epoch seconds as ``YYYY-MM-DDTHH:MM:SSZ`` bytes: one lookup for the date, one for the
-    time of day (the data spans a few hundred days, so the date table is small)."""
-    days, clock = np.divmod(seconds.astype(np.int64), DAY)
-    chars = np.empty((seconds.size, 20), dtype=np.uint8)
-    if seconds.size == 0:
-        return chars
-    first = int(days.min())
-    calendar = np.arange(first, int(days.max()) + 1).astype("datetime64[D]")
-    dates = np.array(np.datetime_as_string(calendar), dtype="S10")
-    chars[:, :10] = np.take(dates.view(np.uint8).reshape(-1, 10), days - first, axis=0)
-    chars[:, 10] = ord("T")
-    chars[:, 11:19] = np.take(_clock_table(), clock, axis=0)
-    chars[:, 19] = ord("Z")
-    return chars
-
-
-def _timestamps(seconds: np.ndarray) -> pa.Array:
-    """Epoch seconds (-1 = missing) as an Arrow timestamp[s] array (naive UTC)."""
-    return pa.array(seconds.astype(np.int64), pa.int64(), mask=seconds < 0).cast(pa.timestamp("s"))
-
-
-def _categories(codes: np.ndarray, texts: list[str]) -> pa.Array:
-    """Codes (-1 = missing) into ``texts`` as an Arrow dictionary (pandas categorical)."""
-    indices = pa.array(codes.astype(np.int32), pa.int32(), mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(texts, pa.large_string()))
-
-
-# --- writing -----------------------------------------------------------------------------------
-
-
-def _file_table(frame: pd.DataFrame, columns: list[str], file_format: str) -> pa.Table:
-    """The frame as an Arrow table for the file: ISO 8601 'Z' text timestamps for CSV; typed
-    UTC timestamps and plain strings for Parquet."""
-    table = pa.Table.from_pandas(frame[columns], preserve_index=False).replace_schema_metadata()
-    for i, field in enumerate(table.schema):
-        column = table.column(i).combine_chunks()
-        if pa.types.is_timestamp(field.type):
-            if file_format == "csv":
-                seconds = column.cast(pa.timestamp("s"), safe=False).cast(pa.int64())
-                seconds = seconds.fill_null(0).to_numpy()
-                text = _fixed_width(_iso_chars(seconds))
-                if column.null_count:
-                    text = pc.if_else(column.is_null(), pa.scalar(None, text.type), text)
-                column = text
-            else:
-                column = column.cast(pa.timestamp("us", tz="UTC"))
-        elif file_format == "parquet" and not pa.types.is_floating(field.type):
-            column = column.cast(pa.string())
-        table = table.set_column(i, field.name, column)
-    return table
-
-
-def _write_table(frame: pd.DataFrame, path: Path, columns: list[str], file_format: str) -> None:
-    """Write one raw table as CSV (ISO 8601 UTC text) or Parquet, atomically."""
-    table = _file_table(frame, columns, file_format)
-    if file_format == "csv":
-        textual = all(
-            pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type) for f in table.schema
-        )
-        # all-text tables: quoting every valid value gives the same bytes, without scanning
-        quoting = "all_valid" if textual else "needed"
-        options = pa_csv.WriteOptions(quoting_style=quoting)
-        atomic_write(path, lambda temp: pa_csv.write_csv(table, temp, options))
-    else:
-        atomic_write(path, lambda temp: pq.write_table(table, temp, compression="zstd"))
-
-
-def write_company(
-    out_dir: str | Path,
-    n_users: int = 10_000,
-    seed: int = 42,
-    as_of: str | pd.Timestamp | None = None,
-    profile: str = "projects",
-    file_format: str = "csv",
-    show_progress: bool = True,
-) -> dict[str, Path]:
-    """Generate the company and write users, events, transactions, campaign_spend to ``out_dir``.
-
-    Same seed and arguments give byte-identical files. Returns table name → written path.
-    """
-    if file_format not in FILE_FORMATS:
-        raise InputError(f"unknown synth format {file_format!r}; choose one of {FILE_FORMATS}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    specs = (USERS, EVENTS, TRANSACTIONS, CAMPAIGN_SPEND)
-    with tqdm(
-        total=1 + len(specs), desc="synth", unit="step", disable=not show_progress, file=sys.stderr
-    ) as progress:
-        progress.set_postfix_str(f"generating {n_users:,} users")
-        tables = generate_company(n_users=n_users, seed=seed, as_of=as_of, profile=profile)
-        progress.update()
-        written: dict[str, Path] = {}
-        for spec in specs:
-            progress.set_postfix_str(f"writing {spec.name}")
-            path = out_dir / f"{spec.name}.{file_format}"
-            _write_table(
-                tables[spec.name],
-                path,
-                [c for c in spec.column_names if c in tables[spec.name].columns],
-                file_format,
-            )
-            written[spec.name] = path
-            progress.update()
-    return written
