@@ -285,7 +285,8 @@ def report_summary(report: dict[str, Any]) -> str:
     if absent:
         lines.append(f"Optional tables not provided: {', '.join(absent)}.")
     for warning in report.get("warnings") or []:
-        lines.append(f"**Warning:** {warning['message']}.")
+        message = str(warning["message"]).rstrip(".")
+        lines.append(f"**Check the data:** {message}{'' if message.endswith('?') else '.'}")
     return " ".join(lines)
 
 
