@@ -302,7 +302,11 @@ def hostile_phase(collector: CollectorProcess) -> dict:
     engine = sa.create_engine(collector.db_url)
     with engine.connect() as connection:
         sql_row = connection.execute(
-            sa.text("SELECT properties FROM events WHERE event_id = :e"),
+            # its user was never identified: the event is held, not stored as an orphan
+            sa.text(
+                "SELECT properties FROM events WHERE event_id = :e "
+                "UNION ALL SELECT properties FROM held_events WHERE event_id = :e"
+            ),
             {"e": sql_value["event_id"]},
         ).scalar_one()
     engine.dispose()
