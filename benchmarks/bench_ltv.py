@@ -25,10 +25,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CHILD_PEAK_RSS, measure_in_subprocess, record  # noqa: E402
 
-from insightos_utils import ltv  # noqa: E402
+from insightos_utils.config import LtvConfig  # noqa: E402
+from insightos_utils.ltv.models.bgnbd import BgNbd, BgNbdParams  # noqa: E402
+from insightos_utils.ltv.models.gamma_gamma import GammaGamma, GammaGammaParams  # noqa: E402
+from insightos_utils.ltv.rfm import rfm_summary  # noqa: E402
+from insightos_utils.ltv.simulate import simulate_transactions  # noqa: E402
+from insightos_utils.ltv.value import customer_ltv  # noqa: E402
 
-WORLD_BGNBD = ltv.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
-WORLD_GAMMA_GAMMA = ltv.GammaGammaParams(p=6.25, q=3.74, v=15.44)
+WORLD_BGNBD = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
+WORLD_GAMMA_GAMMA = GammaGammaParams(p=6.25, q=3.74, v=15.44)
 AS_OF = "2025-06-30"
 
 CHILD = (
@@ -39,16 +44,20 @@ import pandas as pd
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import lifetimes.fitters.beta_geo_fitter  # import cost outside the clock, as for lifetimes
-from insightos_utils import ltv
+from insightos_utils.config import LtvConfig
+from insightos_utils.ltv.models.bgnbd import BgNbd
+from insightos_utils.ltv.models.gamma_gamma import GammaGamma
+from insightos_utils.ltv.rfm import rfm_summary
+from insightos_utils.ltv.value import customer_ltv
 transactions = pd.read_parquet(PATH)
 start = time.perf_counter()
-summary = ltv.rfm_summary(transactions, AS_OF, time_unit="W")
+summary = rfm_summary(transactions, AS_OF, time_unit="W")
 t_rfm = time.perf_counter()
-bgnbd = ltv.fit_bgnbd(summary)
+bgnbd = BgNbd().fit(summary)
 t_bg = time.perf_counter()
-gamma_gamma = ltv.fit_gamma_gamma(summary)
+gamma_gamma = GammaGamma().fit(summary)
 t_gg = time.perf_counter()
-table = ltv.customer_ltv_table(summary, bgnbd.params, gamma_gamma.params, 12, 0.01, 1.0, "W")
+table = customer_ltv(summary, bgnbd, gamma_gamma, LtvConfig())
 end = time.perf_counter()
 _report(
     end - start,
@@ -56,8 +65,8 @@ _report(
     bgnbd_fit_s=round(t_bg - t_rfm, 3),
     gamma_gamma_fit_s=round(t_gg - t_bg, 3),
     ltv_s=round(end - t_gg, 3),
-    bgnbd_fit_rows=bgnbd.n_fit_rows,
-    gamma_gamma_fit_rows=gamma_gamma.n_fit_rows,
+    bgnbd_fit_rows=bgnbd.fitted().n_fit_rows,
+    gamma_gamma_fit_rows=gamma_gamma.fitted().n_fit_rows,
     mean_ltv=float(table["ltv"].mean()),
 )
 """
@@ -76,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"simulating {args.customers:,} customers ...", file=sys.stderr)
-    transactions = ltv.simulate_transactions(
+    transactions = simulate_transactions(
         args.customers, WORLD_BGNBD, WORLD_GAMMA_GAMMA, "2024-01-01", 84, AS_OF, seed=1
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +110,7 @@ def main() -> None:
         from lifetimes import BetaGeoFitter, GammaGammaFitter
         from lifetimes.utils import summary_data_from_transaction_data
 
-    summary = ltv.rfm_summary(transactions, AS_OF, time_unit="W")
+    summary = rfm_summary(transactions, AS_OF, time_unit="W")
     x, t_x, age = summary["frequency"], summary["recency"], summary["T"]
     repeaters = summary[summary["frequency"] > 0]
     print("lifetimes alone ...", file=sys.stderr)
@@ -125,12 +134,9 @@ def main() -> None:
             lifetimes_summary_s = round(time.perf_counter() - s0, 3)
 
     # equal results: our fits and our LTV (with lifetimes' 4.345-week month) against lifetimes'
-    bgnbd = ltv.fit_bgnbd(summary)
-    gamma_gamma = ltv.fit_gamma_gamma(summary)
-    ours_clv = ltv.discounted_ltv(
-        bgnbd.params, gamma_gamma.params, x, t_x, age, summary["monetary_value"],
-        12, 0.01, 1.0, "W", months=4.345,
-    )  # fmt: skip
+    bgnbd = BgNbd().fit(summary)
+    gamma_gamma = GammaGamma().fit(summary)
+    ours_clv = customer_ltv(summary, bgnbd, gamma_gamma, LtvConfig(), month_length=4.345)["ltv"]
     param_diff = max(
         abs(getattr(bgnbd.params, k) / bgf.params_[k] - 1) for k in ("r", "alpha", "a", "b")
     )
@@ -138,7 +144,7 @@ def main() -> None:
         param_diff,
         *(abs(getattr(gamma_gamma.params, k) / ggf.params_[k] - 1) for k in ("p", "q", "v")),
     )
-    clv_diff = float(np.max(np.abs(ours_clv / clv.to_numpy() - 1)))
+    clv_diff = float(np.max(np.abs(ours_clv.to_numpy() / clv.to_numpy() - 1)))
     lifetimes_total = end - start
     figures = {
         "customers": args.customers,

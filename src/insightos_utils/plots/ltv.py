@@ -11,12 +11,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from insightos_utils.ltv import (
-    INDEPENDENCE_WARN_CORRELATION,
-    UNIT_DAYS,
-    HoldoutValidation,
-    ReferenceRatio,
-)
+from insightos_utils.ltv.economics import ReferenceRatio
+from insightos_utils.ltv.models.gamma_gamma import INDEPENDENCE_WARN_CORRELATION
+from insightos_utils.ltv.units import UNIT_DAYS
+from insightos_utils.ltv.validation import HoldoutValidation
 
 
 def calibration_vs_holdout(holdout: HoldoutValidation, time_unit: str = "W") -> Figure:

@@ -1,0 +1,146 @@
+"""The sentences reports show about lifetime value: the next-dollar recommendation, the
+notebook's conclusion and the parameter table, every number taken from the analysis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from insightos_utils.ltv.analysis import LtvAnalysis
+from insightos_utils.ltv.economics import ReferenceRatio
+from insightos_utils.ltv.models.gamma_gamma import INDEPENDENCE_WARN_CORRELATION
+
+
+def money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def next_dollar_recommendation(
+    campaign_table: pd.DataFrame,
+    ratio: ReferenceRatio | None = None,
+    horizon_months: int = 12,
+) -> str:
+    """Where to put the next marketing dollar, in plain words built from the campaign numbers."""
+    sentences: list[str] = []
+    paid = campaign_table[
+        np.isfinite(campaign_table["cac"]) & (campaign_table["customers"] > 0)
+    ].sort_values("ltv_to_cac", ascending=False)
+    if paid.empty:
+        sentences.append(
+            "No campaign has recorded spend, so acquisition cost cannot be weighed against value; "
+            "record campaign spend to rank where the next dollar should go."
+        )
+    else:
+        best = paid.iloc[0]
+        payback = best["payback_months"]
+        payback_text = (
+            f"and pays its CAC back in {payback:.1f} months"
+            if math.isfinite(payback)
+            else f"and does not pay its CAC back within {horizon_months} months"
+        )
+        if best["ltv_to_cac"] < 1:
+            sentences.append(
+                f"No paid campaign recovers its acquisition cost within {horizon_months} months: "
+                f"the best, {best['campaign']}, returns {best['ltv_to_cac']:.2f} dollars of "
+                f"LTV per dollar of CAC ({money(best['ltv_mean'])} LTV against "
+                f"{money(best['cac'])} CAC). Hold spend until CAC falls or value rises."
+            )
+        else:
+            sentences.append(
+                f"Put the next dollar into {best['campaign']}: each customer it brings is worth "
+                f"{money(best['ltv_mean'])} over {horizon_months} months (95% CI "
+                f"{money(best['ltv_ci_low'])}–{money(best['ltv_ci_high'])}) against a CAC of "
+                f"{money(best['cac'])}, an LTV/CAC of {best['ltv_to_cac']:.1f} (95% CI "
+                f"{best['ltv_to_cac_ci_low']:.1f}–{best['ltv_to_cac_ci_high']:.1f}), "
+                f"{payback_text}."
+            )
+            if len(paid) > 1:
+                second = paid.iloc[1]
+                overlap = second["ltv_to_cac_ci_high"] >= best["ltv_to_cac_ci_low"]
+                sentences.append(
+                    f"The next best is {second['campaign']} at LTV/CAC "
+                    f"{second['ltv_to_cac']:.1f}"
+                    + (
+                        "; the two intervals overlap, so the ranking is not certain."
+                        if overlap
+                        else "; the intervals do not overlap."
+                    )
+                )
+        losing = paid[paid["ltv_to_cac"] < 1]["campaign"].tolist()
+        if losing and paid.iloc[0]["ltv_to_cac"] >= 1:
+            sentences.append(
+                f"Campaigns that do not recover their CAC within {horizon_months} months: "
+                f"{', '.join(losing)}."
+            )
+    wasted = campaign_table[(campaign_table["customers"] == 0) & (campaign_table["spend"] > 0)]
+    if not wasted.empty:
+        sentences.append(
+            "Spend that acquired no customer: "
+            + ", ".join(f"{r.campaign} ({money(r.spend)})" for r in wasted.itertuples())
+            + "."
+        )
+    if ratio is not None:
+        clear = ratio.ci_low > 1 or ratio.ci_high < 1
+        sentences.append(
+            f"{ratio.campaign} customers are worth {ratio.ratio:.1f}× the others "
+            f"({money(ratio.reference_ltv)} against {money(ratio.other_ltv)}; 95% CI of the "
+            f"ratio {ratio.ci_low:.2f}–{ratio.ci_high:.2f}"
+            + (")." if clear else "), a difference the data cannot tell apart from none.")
+        )
+    sentences.append(
+        "LTV/CAC is an average: the next dollar buys the marginal customer, so raise a "
+        "campaign's budget in steps and watch its CAC."
+    )
+    return " ".join(sentences)
+
+
+def parameters_table(analysis: LtvAnalysis) -> pd.DataFrame:
+    """The fitted parameters with their standard errors, one row per parameter."""
+    rows = []
+    for model, fit in (("BG/NBD", analysis.bgnbd), ("Gamma-Gamma", analysis.gamma_gamma)):
+        for name, value in fit.params_dict().items():
+            rows.append(
+                {
+                    "model": model,
+                    "parameter": name,
+                    "estimate": value,
+                    "standard_error": fit.standard_errors.get(name, float("nan")),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendation: str) -> str:
+    """The notebook's closing paragraph (Markdown), every number taken from the analysis."""
+    params = analysis.params
+    parts = [
+        f"**{params['n_customers']:,} customers** ({params['n_repeat_customers']:,} repeat "
+        f"buyers) are worth **{money(params['mean_ltv'])} each on average** over the next "
+        f"{params['horizon_months']} months (discounted at {params['monthly_discount_rate']:.1%} "
+        f"a month, gross margin {params['gross_margin']:.0%})."
+    ]
+    holdout = analysis.holdout
+    if holdout is not None:
+        parts.append(
+            f"Checked on the {holdout.duration * params['unit_days']:.0f}-day holdout, the model "
+            f"forecast {holdout.predicted_total:,.0f} repeat purchases against "
+            f"{holdout.actual_total:,.0f} actual ({holdout.total_error_pct:+.1f}%; mean absolute "
+            f"error {holdout.mae:.2f} purchases per customer)."
+        )
+    correlation = analysis.independence.correlation
+    parts.append(
+        f"Frequency and spend per purchase correlate at r = {correlation:.2f}"
+        + (
+            f", below the {INDEPENDENCE_WARN_CORRELATION} level at which Gamma-Gamma's "
+            "independence assumption becomes doubtful."
+            if analysis.independence.ok
+            else ", above 0.3: Gamma-Gamma's independence assumption is strained, read the "
+            "value per purchase with care."
+        )
+    )
+    if ratio is None:
+        parts.append("The reference campaign has no customers here, so no ratio is reported.")
+    parts.append(recommendation)
+    return " ".join(parts)
