@@ -3,6 +3,7 @@ worlds with known parameters, and constructed tables whose numbers can be worked
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from insightos_utils.contract import NO_CAMPAIGN
 from insightos_utils.ltv.models.bgnbd import BgNbdParams
 from insightos_utils.ltv.models.gamma_gamma import GammaGammaParams
 from insightos_utils.ltv.simulate import simulate_transactions
+from insightos_utils.ltv.transactions import check_transactions
 from insightos_utils.ltv.value import margin_column
 
 with warnings.catch_warnings():  # lifetimes changes the process's warning filters on import
@@ -155,3 +157,61 @@ def write_processed_company(
         pd.DataFrame(
             {"campaign": ["google_gestao_agil", "meta_broad"], "spend": [18000.0, 36000.0]}
         ).to_parquet(processed_dir / "campaign_spend.parquet")
+
+
+# --- real data: the UCI Online Retail log beside the repository ----------------------------------
+
+REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+UCI_LOG = REAL_DATA / "uci_online_retail" / "online_retail.csv.gz"
+
+
+def uci_transactions() -> pd.DataFrame:
+    """The UCI log as contract transactions (read once per session; do not modify it)."""
+    import pytest
+
+    if not UCI_LOG.is_file():
+        pytest.skip(f"real data not here: {UCI_LOG} is absent (a clone has no ../shared)")
+    return _uci_transactions()
+
+
+@functools.cache
+def _uci_transactions() -> pd.DataFrame:
+    """The UCI Online Retail log as contract transactions, built as its README says: one row per
+    invoice with a customer, amount = sum of Quantity x UnitPrice, cancellations ('C...') and
+    non-positive totals left out (18,532 transactions, 4,338 customers)."""
+    raw = pd.read_csv(UCI_LOG, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})
+    raw = raw[raw["CustomerID"].notna() & ~raw["InvoiceNo"].str.startswith("C")]
+    raw = raw.assign(line=raw["Quantity"] * raw["UnitPrice"])
+    invoices = raw.groupby("InvoiceNo", as_index=False).agg(
+        user_id=("CustomerID", "first"),
+        occurred_at=("InvoiceDate", "first"),
+        amount=("line", "sum"),
+    )
+    invoices = invoices[invoices["amount"] > 0]
+    table = pd.DataFrame(
+        {
+            "transaction_id": invoices["InvoiceNo"],
+            "user_id": invoices["user_id"].str.replace(r"\.0$", "", regex=True),
+            "occurred_at": invoices["occurred_at"],
+            "amount": invoices["amount"],
+        }
+    )
+    return check_transactions(table, source=str(UCI_LOG))
+
+
+def lifetimes_fit(kind: str, summary: pd.DataFrame) -> dict[str, float] | None:
+    """lifetimes' own per-customer fit (``bgnbd`` or ``gamma_gamma``): its parameters, or None
+    where it does not converge (it raises ConvergenceError)."""
+    from lifetimes.utils import ConvergenceError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if kind == "bgnbd":
+                fitter = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+            else:
+                repeaters = summary[summary["frequency"] > 0]
+                fitter = GammaGammaFitter().fit(repeaters["frequency"], repeaters["monetary_value"])
+        except ConvergenceError:
+            return None
+    return {str(k): float(v) for k, v in fitter.params_.items()}

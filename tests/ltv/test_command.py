@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from insightos_utils import cli
+from insightos_utils.ltv.simulate import simulate_subscription
 from insightos_utils.ltv.transactions import calibration_end_for, read_transactions
 from insightos_utils.ltv.value import CUSTOMER_LTV_COLUMNS
 
@@ -19,6 +20,7 @@ from .data import (
     PAPER_GAMMA_GAMMA,
     PAPER_LOG_LIKELIHOOD,
     cdnow_contract_transactions,
+    uci_transactions,
 )
 from .lifetimes_reference import lifetimes_clv
 
@@ -130,3 +132,87 @@ def test_synthetic_company_reference_ratio_close_to_original(
     assert 1.8 <= ratio["ratio"] <= 2.9, ratio
     campaigns = pd.read_csv(out / "campaign_ltv.csv").set_index("campaign")
     assert campaigns["ltv_to_cac"].idxmax() == "google_gestao_agil"
+
+
+@pytest.mark.parametrize("time_unit", ["D", "W", "M"])
+def test_real_retailer_log_fits_in_every_time_unit(
+    time_unit: str, defaults_toml: Path, tmp_path: Path
+) -> None:
+    """The UCI Online Retail year (4,338 customers): lifetimes stops with "precision loss" in D;
+    the optimum is on the no-dropout ridge (PITFALLS: -37,358.8 in days at 2011-09-09)."""
+    path = tmp_path / "transactions.parquet"
+    uci_transactions().to_parquet(path)
+    out = tmp_path / "out"
+    argv = ["ltv", "--transactions", str(path), "--calibration-end", "2011-09-09"]
+    argv += ["--observation-end", "2011-12-09", "--time-unit", time_unit, "--out", str(out)]
+    assert cli.main([*argv, "--config", str(defaults_toml), "--no-progress"]) == 0
+    params = json.loads((out / "ltv_params.json").read_text())
+    assert params["n_customers"] == 3370 and params["time_unit"] == time_unit
+    assert params["convergence"]["bgnbd"]["converged"] is True
+    assert params["convergence"]["gamma_gamma"]["converged"] is True
+    named = [(b["model"], b["parameter"]) for b in params["boundary"]]
+    assert ("bgnbd", "a/(a+b)") in named, params["boundary"]
+    assert params["bgnbd"]["a"] == 0.0 and params["bgnbd"]["b"] is None
+    assert params["limits"]["bgnbd"]["r"] == pytest.approx(0.7236, rel=1e-3)
+    if time_unit == "D":
+        assert params["bgnbd_log_likelihood"] == pytest.approx(-37358.8, abs=0.05)
+    if time_unit == "W":
+        assert params["bgnbd"]["alpha"] == pytest.approx(9.37, rel=1e-3)
+    customers = pd.read_csv(out / "customer_ltv.csv")
+    assert np.isfinite(customers["ltv"]).all() and (customers["prob_alive"] == 1).all()
+    assert abs(params["holdout"]["total_error_pct"]) < 50
+
+
+def test_subscription_company_names_both_boundaries_and_values_customers(
+    defaults_toml: Path, tmp_path: Path
+) -> None:
+    transactions = simulate_subscription(1500, seed=8)
+    path = tmp_path / "transactions.csv"
+    transactions.to_csv(path, index=False)
+    out = tmp_path / "out"
+    argv = ["ltv", "--transactions", str(path), "--calibration-end", "2025-03-31", "--refit"]
+    argv += ["--observation-end", "2025-06-30", "--out", str(out), "--config", str(defaults_toml)]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    params = json.loads((out / "ltv_params.json").read_text())
+    named = {(b["model"], b["parameter"], b["limit"]) for b in params["boundary"]}
+    assert named == {("bgnbd", "a/(a+b)", "0"), ("gamma_gamma", "q", "infinity")}
+    assert (
+        params["gamma_gamma"]["q"] is None and params["standard_errors"]["gamma_gamma"]["q"] is None
+    )
+    assert "homogeneous-spend" in params["standard_error_notes"]["gamma_gamma"]
+    mean_value = params["limits"]["gamma_gamma"]["mean_value"]
+    assert mean_value == pytest.approx(49.0, rel=0.02)  # everyone pays about $49
+    customers = pd.read_csv(out / "customer_ltv.csv")
+    # no dropout, one price: a subscriber's 12 months are worth about 12 x $49, discounted
+    assert 0.8 * 12 * 49 < customers["ltv"].median() < 1.1 * 12 * 49
+    nbd = params["limits"]["bgnbd"]
+    month = 30.4375 / 7
+    by_hand = sum(
+        mean_value
+        * (nbd["r"] + customers["frequency"])
+        * month
+        / (nbd["alpha"] + customers["T"])
+        / 1.01**i
+        for i in range(1, 13)
+    )  # the NBD's expected purchases grow linearly: one month's worth each month
+    np.testing.assert_allclose(customers["ltv"], by_hand, rtol=1e-9)
+
+
+def test_convergence_in_ltv_params_is_measured_on_a_fit_that_does_not_converge(
+    cdnow_csv: Path, defaults_toml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insightos_utils.ltv.models import base
+
+    monkeypatch.setattr(base, "MAX_ITERATIONS", 3)  # the optimiser is stopped long before the end
+    out = tmp_path / "out"
+    argv = ["ltv", "--transactions", str(cdnow_csv), "--calibration-end", "1997-09-30"]
+    assert (
+        cli.main([*argv, "--out", str(out), "--config", str(defaults_toml), "--no-progress"]) == 0
+    )
+    params = json.loads((out / "ltv_params.json").read_text())
+    for model in ("bgnbd", "gamma_gamma"):
+        record = params["convergence"][model]
+        assert record["converged"] is False, record
+        assert record["iterations"] == 3 and record["gradient_norm"] > record["gradient_tolerance"]
+        assert "limit 3" in record["reason"] and record["message"]
+    assert any("did not converge" in note for note in params["notes"])

@@ -71,3 +71,12 @@ def test_parse_period_end_reads_bare_date_as_whole_day() -> None:
     assert calibration_end_for(as_of, 90) == pd.Timestamp("2026-04-01 12:00")
     with pytest.raises(InputError, match="holdout_days"):
         calibration_end_for(as_of, -1)
+
+
+def test_real_retailer_log_builds_as_its_readme_says() -> None:
+    from .data import uci_transactions
+
+    table = uci_transactions()
+    assert len(table) == 18_532 and table["user_id"].nunique() == 4_338
+    assert (table["amount"] > 0).all() and table["transaction_id"].is_unique
+    assert table["occurred_at"].min() == pd.Timestamp("2010-12-01 08:26:00")

@@ -47,6 +47,12 @@ class FittedModels:
                 "bgnbd": bgnbd.standard_errors,
                 "gamma_gamma": gamma_gamma.standard_errors,
             },
+            "standard_error_notes": {
+                "bgnbd": bgnbd.standard_error_note,
+                "gamma_gamma": gamma_gamma.standard_error_note,
+            },
+            "limits": self.limits(),
+            "boundary": [b.as_dict() for b in bgnbd.boundary + gamma_gamma.boundary],
             "bgnbd_log_likelihood": bgnbd.log_likelihood,
             "n_customers": bgnbd.n_customers,
             "n_repeat_customers": gamma_gamma.n_customers,
@@ -55,7 +61,32 @@ class FittedModels:
             "frequency_monetary_correlation": self.independence.correlation,
             "independence_ok": self.independence.ok,
             "a_plus_b_below_1": self.bgnbd.a_plus_b_below_1,
+            "convergence": {
+                "bgnbd": bgnbd.convergence.as_dict(),
+                "gamma_gamma": gamma_gamma.convergence.as_dict(),
+            },
         }
+
+    def limits(self) -> dict[str, Any]:
+        """The limiting models that value customers where an optimum is on a boundary."""
+        limits: dict[str, Any] = {}
+        nbd = self.bgnbd.limit
+        if nbd is not None and nbd.limit is not None:
+            limits["bgnbd"] = {
+                "model": "Poisson (no dropout, one common rate)",
+                "rate": nbd.limit.rate,
+            }
+        elif nbd is not None:
+            limits["bgnbd"] = {"model": "NBD (no dropout)", "r": nbd.r, "alpha": nbd.alpha}
+        spend = self.gamma_gamma.limit
+        if spend is not None:
+            limits["gamma_gamma"] = {
+                "model": "homogeneous spend (one common value per purchase)",
+                "p": spend.p,
+                "nu": spend.nu,
+                "mean_value": spend.mean_value,
+            }
+        return limits
 
     @property
     def notes(self) -> list[str]:
@@ -160,10 +191,6 @@ def analyse_ltv(
         "total_ltv": float(table["ltv"].sum()),
         "holdout": holdout.as_dict() if holdout else None,
         "validation": validation,
-        "convergence": {
-            "bgnbd": models.bgnbd.convergence,
-            "gamma_gamma": models.gamma_gamma.convergence,
-        },
         "notes": models.notes,
     }
     return LtvAnalysis(

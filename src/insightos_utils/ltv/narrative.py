@@ -97,19 +97,78 @@ def next_dollar_recommendation(
 
 
 def parameters_table(analysis: LtvAnalysis) -> pd.DataFrame:
-    """The fitted parameters with their standard errors, one row per parameter."""
+    """The fitted parameters with their standard errors, one row per parameter; at a boundary
+    the limit's value (0 or infinity) and, below, the limiting model's own parameters."""
     rows = []
     for model, fit in (("BG/NBD", analysis.bgnbd), ("Gamma-Gamma", analysis.gamma_gamma)):
         for name, value in fit.params_dict().items():
+            error = fit.standard_errors.get(name)
             rows.append(
                 {
                     "model": model,
                     "parameter": name,
                     "estimate": value,
-                    "standard_error": fit.standard_errors.get(name, float("nan")),
+                    "standard_error": float("nan") if error is None else error,
                 }
             )
+    for limit in analysis.models.limits().values():
+        for name, value in limit.items():
+            if name != "model":
+                rows.append(
+                    {
+                        "model": f"limit: {limit['model']}",
+                        "parameter": name,
+                        "estimate": value,
+                        "standard_error": float("nan"),
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+# What each boundary means for a reader, in the report's words.
+BOUNDARY_WORDS = {
+    ("bgnbd", "a/(a+b)"): (
+        "**No evidence of dropout.** In the calibration window the data show no sign of "
+        "customers stopping: BG/NBD's mean dropout probability a/(a+b) goes to 0, so the model "
+        "becomes its limit, the NBD, in which every customer stays alive and keeps buying at "
+        "their own rate. The values below come from that limit; they will come down once the "
+        "data show customers leaving, so re-run as history grows."
+    ),
+    ("bgnbd", "r"): (
+        "**One purchase rate for everyone.** Customers do not differ in how often they buy "
+        "(the Gamma spread of rates vanishes, r goes to infinity): the purchase model is a "
+        "single Poisson rate, and a customer's own history does not change their forecast."
+    ),
+    ("bgnbd", "a + b"): (
+        "**a + b < 1.** Dropout probabilities pile up near 0 and near 1 (a U-shaped Beta): some "
+        "customers leave almost at once, others almost never. Predictions for customers without "
+        "repeat purchases are computed exactly here (lifetimes returns NaN for them)."
+    ),
+    ("gamma_gamma", "q"): (
+        "**Homogeneous spend.** Customers do not differ in their mean spend per purchase "
+        "(Gamma-Gamma's q goes to infinity): every customer's expected value per purchase is "
+        "one common figure, {value}."
+    ),
+}
+
+
+def model_findings(analysis: LtvAnalysis) -> list[str]:
+    """Sentences on boundary optima, missing standard errors and fits that did not converge."""
+    sentences = []
+    limits = analysis.models.limits()
+    for model in (analysis.bgnbd, analysis.gamma_gamma):
+        record = model.fitted()
+        for boundary in record.boundary:
+            words = BOUNDARY_WORDS.get((boundary.model, boundary.parameter), boundary.meaning)
+            value = limits.get("gamma_gamma", {}).get("mean_value", float("nan"))
+            sentences.append(words.format(value=money(value)))
+        if not record.convergence.converged:
+            sentences.append(
+                f"**The {model.title} fit did not converge** ({record.convergence.reason}; the "
+                f"optimiser said: {record.convergence.message}): its figures come from the best "
+                "point found and should be read with care."
+            )
+    return sentences
 
 
 def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendation: str) -> str:
@@ -140,6 +199,8 @@ def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendati
             "value per purchase with care."
         )
     )
+    parts.extend(model_findings(analysis))
+    parts.append(f"Convention: {params['month_convention']}.")
     if ratio is None:
         parts.append("The reference campaign has no customers here, so no ratio is reported.")
     parts.append(recommendation)

@@ -68,3 +68,58 @@ def simulate_transactions(
             "amount": np.maximum(np.round(value, 2), 0.01),
         }
     )
+
+
+def simulate_subscription(
+    n_customers: int,
+    start: str | pd.Timestamp = "2024-01-01",
+    acquisition_days: int = 365,
+    end: str | pd.Timestamp = "2025-06-30",
+    period_days: float = 30.4375,
+    period_spread: float = 0.3,
+    jitter_days: float = 2.0,
+    price: float = 49.0,
+    price_noise: float = 0.03,
+    seed: int = 0,
+    id_prefix: str = "s",
+) -> pd.DataFrame:
+    """Contract transactions of a subscription-like company: regular purchases, no churn, similar
+    amounts (the shape where BG/NBD's dropout and Gamma-Gamma's spread vanish).
+
+    Customers sign up uniformly over ``acquisition_days`` from ``start`` and buy every
+    ``period`` days until ``end``, never stopping; each customer's period is ``period_days``
+    times a lognormal factor of spread ``period_spread`` (plans of different lengths), each
+    renewal lands ``jitter_days`` (normal) off its due date; every amount is ``price`` times a
+    lognormal factor of spread ``price_noise`` (taxes, currencies, small upgrades), the same
+    distribution for everyone.
+    """
+    rng = np.random.default_rng(seed)
+    start, end = parse_timestamp(start), parse_timestamp(end)
+    span_days = (end - start) / pd.Timedelta(days=1)
+    first = rng.uniform(0, acquisition_days, n_customers)
+    period = period_days * np.exp(rng.normal(0.0, period_spread, n_customers))
+    renewals = np.floor((span_days - first) / period).astype(np.int64)
+    counts = np.maximum(renewals, 0) + 1
+    who = np.repeat(np.arange(n_customers), counts)
+    number = np.arange(len(who)) - np.repeat(np.cumsum(counts) - counts, counts)
+    when = (
+        first[who]
+        + number * period[who]
+        + np.where(number > 0, rng.normal(0.0, jitter_days, len(who)), 0.0)
+    )
+    keep = (when >= 0) & (when <= span_days)
+    who, when = who[keep], when[keep]
+    amount = price * np.exp(rng.normal(0.0, price_noise, len(who)))
+    order = np.lexsort((when, who))
+    who, when, amount = who[order], when[order], amount[order]
+    stamps = np.datetime64(start.to_datetime64(), "us") + (when * 86_400e6).astype(
+        "timedelta64[us]"
+    )
+    return pd.DataFrame(
+        {
+            "transaction_id": np.char.add(f"{id_prefix}t", np.arange(len(who)).astype(str)),
+            "user_id": np.char.add(id_prefix, who.astype(str)),
+            "occurred_at": stamps,
+            "amount": np.round(amount, 2),
+        }
+    )

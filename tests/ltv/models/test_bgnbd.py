@@ -3,6 +3,7 @@ lifetimes on the same rows, recovery of simulated parameters, and the a + b < 1 
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -11,11 +12,13 @@ import pandas as pd
 import pytest
 from scipy.integrate import quad
 from scipy.special import beta as beta_fn
+from scipy.special import gammaln
 
 from insightos_utils.ltv.models import bgnbd
-from insightos_utils.ltv.models.bgnbd import BgNbd, BgNbdParams
+from insightos_utils.ltv.models.base import FitError
+from insightos_utils.ltv.models.bgnbd import BgNbd, BgNbdParams, Nbd, Poisson
 from insightos_utils.ltv.rfm import rfm_summary
-from insightos_utils.ltv.simulate import simulate_transactions
+from insightos_utils.ltv.simulate import simulate_subscription, simulate_transactions
 
 from ..data import PAPER_LOG_LIKELIHOOD, WORLD_BGNBD, WORLD_GAMMA_GAMMA, BetaGeoFitter
 
@@ -102,3 +105,71 @@ def test_fit_recovers_simulated_parameters() -> None:
     model = BgNbd().fit(rfm_summary(transactions, "2025-06-30"))
     assert model.params.r == pytest.approx(WORLD_BGNBD.r, rel=0.15)
     assert model.params.alpha == pytest.approx(WORLD_BGNBD.alpha, rel=0.25)
+
+
+def test_no_repeat_buyer_cannot_identify_the_model() -> None:
+    summary = pd.DataFrame({"frequency": [0, 0, 0], "recency": 0.0, "T": [3.0, 5.0, 8.0]})
+    with pytest.raises(FitError, match="none of the 3 customers bought again"):
+        BgNbd().fit(summary)
+    with pytest.raises(FitError, match="no customers"):
+        BgNbd().fit(summary.iloc[:0])
+
+
+def test_the_limits_are_the_models_limits() -> None:
+    """NBD = BG/NBD as a/(a+b) -> 0; Poisson = NBD as r -> infinity with r/alpha fixed."""
+    x = np.array([0.0, 1.0, 4.0, 10.0])
+    t_x = np.array([0.0, 3.0, 20.0, 30.0])
+    age = np.array([5.0, 25.0, 30.0, 31.0])
+    nbd = Nbd(r=0.7, alpha=9.0)
+    nearly = BgNbdParams(r=0.7, alpha=9.0, a=1e-9, b=5.0)
+    for t in (1.0, 13.0, 52.0):
+        np.testing.assert_allclose(
+            nbd.expected_purchases(t, x, t_x, age),
+            bgnbd.expected_purchases(nearly, t, x, t_x, age),
+            rtol=1e-6,
+        )
+    np.testing.assert_allclose(bgnbd.prob_alive(nearly, x, t_x, age), 1.0, atol=1e-8)
+    np.testing.assert_allclose(
+        nbd.log_likelihood_rows(x, t_x, age), bgnbd.log_likelihood(nearly, x, t_x, age), rtol=1e-7
+    )
+    poisson = Poisson(rate=0.25)
+    huge = Nbd(r=1e9, alpha=4e9)
+    np.testing.assert_allclose(
+        poisson.expected_purchases(13.0, x, t_x, age),
+        huge.expected_purchases(13.0, x, t_x, age),
+        rtol=1e-6,
+    )
+    constant = gammaln(1e9 + x) - gammaln(1e9) - x * np.log(1e9)  # the Poisson drops x log r
+    np.testing.assert_allclose(  # plugging r = 1e9 in costs digits: why the limit is its own model
+        poisson.log_likelihood_rows(x, t_x, age),
+        huge.log_likelihood_rows(x, t_x, age) - constant,
+        atol=1e-4,
+    )
+
+
+def test_subscription_company_lands_on_the_no_dropout_boundary() -> None:
+    transactions = simulate_subscription(2000, seed=5)
+    summary = rfm_summary(transactions, "2025-03-31", None, "W")
+    model = BgNbd().fit(summary)
+    assert model.convergence.converged and model.convergence.model == "NBD"
+    assert [(b.parameter, b.limit) for b in model.boundary] == [("a/(a+b)", "0")]
+    assert "no evidence of dropout" in model.boundary[0].meaning
+    assert model.params.a == 0.0 and math.isnan(model.params.b)
+    assert model.standard_errors["a"] is None and model.standard_errors["r"] > 0
+    assert model.limit is not None and model.params.r == model.limit.r
+    np.testing.assert_array_equal(model.prob_alive(summary["frequency"], 1.0, 2.0), 1.0)
+    # a monthly subscriber buys about 12 times a year; the NBD forecast says so
+    yearly = model.expected_purchases(52.18, summary["frequency"], summary["recency"], summary["T"])
+    assert 10 < float(np.median(yearly)) < 14
+
+
+def test_one_purchase_rate_for_everyone_is_the_poisson() -> None:
+    transactions = simulate_subscription(2000, period_spread=0.0, seed=6)
+    summary = rfm_summary(transactions, "2025-03-31", None, "W")
+    model = BgNbd().fit(summary)
+    assert [(b.parameter, b.limit) for b in model.boundary] == [("a/(a+b)", "0"), ("r", "infinity")]
+    assert model.limit is not None and model.limit.limit is not None
+    closed_form = summary["frequency"].sum() / summary["T"].sum()  # the Poisson MLE
+    assert model.limit.limit.rate == pytest.approx(closed_form, rel=1e-6)
+    assert 0.9 * 7 / 30.4375 < closed_form < 7 / 30.4375  # about one a month, in weeks
+    assert math.isinf(model.params.r) and model.convergence.model == "Poisson"

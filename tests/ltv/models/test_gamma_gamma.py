@@ -3,6 +3,7 @@ and the independence check (on the data alone, no fit involved)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,9 +11,15 @@ import pandas as pd
 import pytest
 
 from insightos_utils.ltv.models import gamma_gamma
-from insightos_utils.ltv.models.gamma_gamma import GammaGamma, GammaGammaParams, independence
+from insightos_utils.ltv.models.base import FitError
+from insightos_utils.ltv.models.gamma_gamma import (
+    GammaGamma,
+    GammaGammaParams,
+    HomogeneousSpend,
+    independence,
+)
 from insightos_utils.ltv.rfm import rfm_summary
-from insightos_utils.ltv.simulate import simulate_transactions
+from insightos_utils.ltv.simulate import simulate_subscription, simulate_transactions
 
 from ..data import PAPER_GAMMA_GAMMA, WORLD_BGNBD, WORLD_GAMMA_GAMMA
 
@@ -71,3 +78,51 @@ def test_correlated_frequency_and_spend_is_flagged() -> None:
     assert "correlated (r = " in (check.note() or "")
     uncorrelated = summary.assign(monetary_value=10 + rng.gamma(2, 2, 400))
     assert independence(uncorrelated).ok and independence(uncorrelated).note() is None
+
+
+def test_subscription_company_lands_on_homogeneous_spend() -> None:
+    transactions = simulate_subscription(2000, seed=5)
+    summary = rfm_summary(transactions, "2025-03-31", None, "W")
+    model = GammaGamma().fit(summary)
+    assert [(b.parameter, b.limit) for b in model.boundary] == [("q", "infinity")]
+    assert model.limit is not None and model.convergence.model == "homogeneous spend"
+    assert math.isinf(model.params.q) and model.params.p == model.limit.p
+    assert model.standard_errors["q"] is None and model.standard_errors["p"] > 0
+    # one common value per purchase: the spend-weighted mean of every repeat purchase
+    repeaters = summary[summary["frequency"] > 0]
+    pooled = (repeaters["frequency"] * repeaters["monetary_value"]).sum() / repeaters[
+        "frequency"
+    ].sum()
+    assert model.limit.mean_value == pytest.approx(pooled, rel=1e-6)
+    np.testing.assert_allclose(model.expected_average_value([0, 3, 9], [0, 10, 90]), pooled)
+    assert f"${pooled:,.2f}" in model.boundary[0].meaning
+
+
+def test_homogeneous_spend_is_gamma_gamma_as_q_grows() -> None:
+    limit = HomogeneousSpend(p=3.0, nu=0.1)
+    x, m = np.array([1.0, 4.0, 9.0]), np.array([20.0, 35.0, 28.0])
+    for q in (1e6, 1e8):
+        nearly = GammaGammaParams(p=3.0, q=q, v=q / 0.1)
+        np.testing.assert_allclose(
+            gamma_gamma.expected_average_value(nearly, x, m),
+            limit.expected_average_value(x, m),
+            rtol=10 / q,
+        )
+
+
+def test_spend_too_heavy_tailed_for_a_finite_mean_is_named() -> None:
+    transactions = simulate_transactions(
+        3000, WORLD_BGNBD, WORLD_GAMMA_GAMMA, end="2025-06-30", seed=1
+    )
+    big = np.random.default_rng(0).random(len(transactions)) < 0.05
+    transactions.loc[big, "amount"] *= 1000  # one order in twenty is 1,000 times larger
+    with pytest.raises(FitError, match=r"q = 0\.\d+ <= 1.*heavy-tailed.*largest purchase"):
+        GammaGamma().fit(rfm_summary(transactions, "2025-06-30"))
+
+
+def test_fewer_than_two_repeat_buyers_cannot_identify_spend() -> None:
+    summary = pd.DataFrame(
+        {"frequency": [0, 3], "recency": [0.0, 4.0], "T": 9.0, "monetary_value": [0.0, 12.0]}
+    )
+    with pytest.raises(FitError, match="1 customer.*at least two repeat buyers"):
+        GammaGamma().fit(summary)

@@ -1,20 +1,37 @@
 """Gamma-Gamma (Fader, Hardie and Lee 2005, "RFM and CLV"; Fader-Hardie note 025): a customer's
 purchase values are Gamma(p, nu) with nu ~ Gamma(q, v) across customers; it assumes spend per
-purchase is independent of how often one buys, which ``independence`` checks on the data.
+purchase is independent of how often one buys, which ``independence`` checks on the data alone.
+
+The fit works on (log p, log q, log(v / q)): v / q is the scale of a typical customer's mean
+spend, which stays finite when the data show no heterogeneity in spend and q runs to infinity.
+That limit is the homogeneous-spend model (every purchase Gamma(p, nu) with one common nu,
+``HomogeneousSpend``): one common expected value per purchase, used for predictions there.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy.special import digamma, gammaln
 
-from insightos_utils.ltv.models.base import FIT_HINT, FitError, FitRecord, LikelihoodModel
+from insightos_utils.ltv.models.base import (
+    Boundary,
+    FitError,
+    LikelihoodModel,
+    WeightedRows,
+    unique_index,
+)
 from insightos_utils.ltv.rfm import distinct_rows
 
 INDEPENDENCE_WARN_CORRELATION = 0.3
+# q at least this large with the homogeneous model as good (to LIMIT_TOLERANCE log-likelihood
+# units): the spread of customers' mean spend (coefficient of variation 1/sqrt(q)) is gone.
+Q_LIMIT = 1e4
+LIMIT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -76,23 +93,181 @@ def expected_average_value(
     return (1 - weight) * (v * p / (q - 1)) + weight * m
 
 
-class GammaGamma(LikelihoodModel):
-    """The Gamma-Gamma spend model: ``fit`` on the repeat customers, then predict."""
+def _rows(repeaters: pd.DataFrame) -> WeightedRows:
+    (ux, um), _, counts = distinct_rows(repeaters["frequency"], repeaters["monetary_value"])
+    rows = WeightedRows({"x": ux, "m": um}, counts)
+    rows.aux["ux"], rows.aux["ix"] = unique_index(ux)
+    aux = rows.aux
+    aux["log_m"], aux["log_x"] = np.log(um), np.log(ux)
+    aux["spend"] = ux * um
+    aux["w_by_x"] = np.bincount(aux["ix"], weights=counts, minlength=len(aux["ux"]))
+    aux["wx"] = counts * ux
+    # sums that do not depend on the parameters
+    aux["sums"] = np.array(
+        [counts @ aux["log_m"], aux["wx"] @ aux["log_m"], aux["wx"] @ aux["log_x"]]
+    )
+    return rows
 
-    name = "gamma_gamma"
-    title = "Gamma-Gamma"
-    parameter_names = ("p", "q", "v")
-    lifetimes_class = "GammaGammaFitter"
+
+class HomogeneousSpend(LikelihoodModel):
+    """Every purchase value is Gamma(p, nu) with one nu for all customers: Gamma-Gamma's limit
+    as q -> infinity (no heterogeneity in spend). Its expected value per purchase, p / nu, is the
+    same for every customer."""
+
+    name: ClassVar[str] = "homogeneous_spend"
+    title: ClassVar[str] = "homogeneous spend"
+    parameter_names: ClassVar[tuple[str, ...]] = ("p", "nu")
+
+    def __init__(self, p: float = math.nan, nu: float = math.nan, penalizer: float = 0.0):
+        super().__init__(penalizer)
+        self.p, self.nu = p, nu
+
+    @property
+    def mean_value(self) -> float:
+        return self.p / self.nu
+
+    def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
+        p, nu = natural
+        x, m, aux = rows.columns["x"], rows.columns["m"], rows.aux
+        px = p * x
+        ll = (
+            px * (np.log(nu) + aux["log_x"])
+            + (px - 1) * aux["log_m"]
+            - nu * x * m
+            - gammaln(p * aux["ux"])[aux["ix"]]
+        )
+        d_p = x * (np.log(nu) + aux["log_x"] + aux["log_m"]) - x * digamma(p * aux["ux"])[aux["ix"]]
+        d_nu = px / nu - x * m
+        return ll, np.column_stack([d_p, d_nu])
+
+    def mean_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[float, np.ndarray]:
+        """``row_terms`` summed: everything reduces to fixed sums and sums over frequencies."""
+        p, nu = natural
+        aux, w, total = rows.aux, rows.weights, rows.total_weight
+        ux, w_by_x = aux["ux"], aux["w_by_x"]
+        sum_log_m, sum_wx_log_m, sum_wx_log_x = aux["sums"]
+        sum_wx = float(aux["wx"].sum())
+        sum_spend = float(w @ aux["spend"])
+        ll = (
+            p * (sum_wx * math.log(nu) + sum_wx_log_x + sum_wx_log_m)
+            - sum_log_m
+            - nu * sum_spend
+            - w_by_x @ gammaln(p * ux)
+        )
+        d_p = sum_wx * math.log(nu) + sum_wx_log_x + sum_wx_log_m - (w_by_x * ux) @ digamma(p * ux)
+        d_nu = p * sum_wx / nu - sum_spend
+        return float(ll) / total, np.array([d_p, d_nu]) / total
+
+    def starting_points(self, rows: WeightedRows) -> list[np.ndarray]:
+        w, x, m = rows.weights, rows.columns["x"], rows.columns["m"]
+        mean = float(w @ (x * m)) / float(w @ x)
+        return [np.array([1.0, 1.0 / mean]), np.array([10.0, 10.0 / mean])]
+
+    def fit(self, rows: WeightedRows, n_customers: int) -> HomogeneousSpend:
+        optimum = self.fit_rows(rows, n_customers)
+        self.p, self.nu = (float(v) for v in optimum.natural)
+        return self
+
+    def expected_average_value(self, frequency: Any, monetary_value: Any) -> np.ndarray:
+        shape = np.broadcast(np.asarray(frequency), np.asarray(monetary_value)).shape
+        return np.full(shape, self.mean_value)
+
+
+class GammaGamma(LikelihoodModel):
+    """The Gamma-Gamma spend model: ``fit`` on the repeat customers, then predict.
+
+    After a fit: ``params``, ``log_likelihood``, ``convergence``, ``boundary`` and ``limit``
+    (the homogeneous-spend model where q ran to infinity).
+    """
+
+    name: ClassVar[str] = "gamma_gamma"
+    title: ClassVar[str] = "Gamma-Gamma"
+    parameter_names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
 
     def __init__(self, params: GammaGammaParams | None = None, penalizer: float = 0.0) -> None:
         super().__init__(penalizer)
         self._params = params
+        self.limit: HomogeneousSpend | None = None
 
     @property
     def params(self) -> GammaGammaParams:
         if self._params is None:
             raise ValueError("Gamma-Gamma model has not been fitted")
         return self._params
+
+    # --- working parameters: log p, log q, log(v / q) ----------------------------------------
+
+    def to_natural(self, theta: np.ndarray) -> np.ndarray:
+        return np.array([math.exp(theta[0]), math.exp(theta[1]), math.exp(theta[1] + theta[2])])
+
+    def to_working(self, natural: np.ndarray) -> np.ndarray:
+        p, q, v = natural
+        return np.array([math.log(p), math.log(q), math.log(v / q)])
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        p, q, v = self.to_natural(theta)
+        return np.array([[p, 0.0, 0.0], [0.0, q, 0.0], [0.0, v, v]])
+
+    def bounds(self) -> list[tuple[float, float]]:
+        return [(-18.42, 18.42), (-18.42, 18.42), (-40.0, 40.0)]
+
+    def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
+        p, q, v = natural
+        x, m, aux = rows.columns["x"], rows.columns["m"], rows.aux
+        ux, ix = aux["ux"], aux["ix"]
+        px = p * x
+        log_total = np.log(x * m + v)
+        ll = (
+            (gammaln(p * ux + q) - gammaln(p * ux))[ix]
+            - gammaln(q)
+            + q * math.log(v)
+            + (px - 1) * aux["log_m"]
+            + px * aux["log_x"]
+            - (px + q) * log_total
+        )
+        psi_pxq = digamma(p * ux + q)[ix]
+        d_p = x * (psi_pxq - digamma(p * ux)[ix] + aux["log_m"] + aux["log_x"] - log_total)
+        d_q = psi_pxq - digamma(q) + math.log(v) - log_total
+        d_v = q / v - (px + q) / (x * m + v)
+        return ll, np.column_stack([d_p, d_q, d_v])
+
+    def mean_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[float, np.ndarray]:
+        """``row_terms`` summed: per distinct frequency where possible; per row only
+        log(x m + v) and 1 / (x m + v)."""
+        p, q, v = natural
+        aux, w, total = rows.aux, rows.weights, rows.total_weight
+        ux, w_by_x, wx = aux["ux"], aux["w_by_x"], aux["wx"]
+        sum_log_m, sum_wx_log_m, sum_wx_log_x = aux["sums"]
+        log_total = np.log(aux["spend"] + v)
+        inverse_total = 1.0 / (aux["spend"] + v)
+        wx_log, w_log = wx @ log_total, w @ log_total
+        wx_inv, w_inv = wx @ inverse_total, w @ inverse_total
+        ll = (
+            w_by_x @ (gammaln(p * ux + q) - gammaln(p * ux))
+            - total * gammaln(q)
+            + total * q * math.log(v)
+            + p * sum_wx_log_m
+            - sum_log_m
+            + p * sum_wx_log_x
+            - p * wx_log
+            - q * w_log
+        )
+        psi_pxq = digamma(p * ux + q)
+        d_p = (w_by_x * ux) @ (psi_pxq - digamma(p * ux)) + sum_wx_log_m + sum_wx_log_x - wx_log
+        d_q = w_by_x @ psi_pxq - total * digamma(q) + total * math.log(v) - w_log
+        d_v = total * q / v - p * wx_inv - q * w_inv
+        return float(ll) / total, np.array([d_p, d_q, d_v]) / total
+
+    def starting_points(self, rows: WeightedRows) -> list[np.ndarray]:
+        w, x, m = rows.weights, rows.columns["x"], rows.columns["m"]
+        mean = float(w @ (x * m)) / float(w @ x)
+        return [
+            np.exp(np.full(3, 0.1)),  # lifetimes' own start
+            np.array([2.0, 3.0, 2.0 * mean]),  # population mean p v / (q - 1) = mean
+            np.array([10.0, 100.0, 99.0 * mean / 10.0]),
+        ]
+
+    # --- the fit ----------------------------------------------------------------------------
 
     def fit(self, summary: pd.DataFrame) -> GammaGamma:
         """Fit on the repeat customers' distinct (frequency, monetary value) rows, weighted.
@@ -102,30 +277,63 @@ class GammaGamma(LikelihoodModel):
         repeaters = summary[summary["frequency"] > 0]
         if len(repeaters) < 2:
             raise FitError(
-                f"Gamma-Gamma needs repeat customers and the calibration period has "
-                f"{len(repeaters)}; choose a later calibration end or a longer history"
+                f"Gamma-Gamma: {len(repeaters)} customer(s) bought again in the calibration "
+                "period; spend per repeat purchase cannot be modelled without at least two repeat "
+                "buyers (a later calibration end, or a longer history)"
             )
-        (ux, um), _, counts = distinct_rows(
-            repeaters["frequency"].to_numpy(float), repeaters["monetary_value"].to_numpy(float)
-        )
-        values, errors = self._fit_rows([ux, um], counts)
-        if values["q"] <= 1:
+        rows = _rows(repeaters)
+        optimum = self.fit_rows(rows, len(repeaters))
+        self._params = GammaGammaParams(*(float(v) for v in optimum.natural))
+        self._check_homogeneous_limit(rows, len(repeaters))
+        if self.limit is None and self.params.q <= 1:
             raise FitError(
-                f"Gamma-Gamma fit gave q = {values['q']:.3f} <= 1, so the population mean spend "
-                f"p·v/(q-1) is not finite. Check for extreme purchase values. {FIT_HINT}"
+                f"Gamma-Gamma: the fitted q = {self.params.q:.3f} <= 1, so the population mean "
+                "spend p·v/(q-1) is infinite: spend per purchase is too heavy-tailed for this "
+                "model. Check the largest purchase values (refunds recorded as sales, bulk "
+                "orders, amounts in cents) before valuing customers."
             )
-        self._params = GammaGammaParams(**values)
-        self.record = FitRecord(
-            log_likelihood=float("nan"),
-            n_customers=len(repeaters),
-            n_fit_rows=len(ux),
-            standard_errors=errors,
-            convergence={"converged": True, "optimizer": "scipy BFGS via lifetimes"},
-        )
         return self
+
+    def _check_homogeneous_limit(self, rows: WeightedRows, n_customers: int) -> None:
+        record = self.fitted()
+        limit = HomogeneousSpend(penalizer=self.penalizer).fit(rows, n_customers)
+        gain = record.log_likelihood - limit.log_likelihood
+        interior_q = self.params.q
+        near = interior_q >= Q_LIMIT
+        if not (gain <= LIMIT_TOLERANCE and near) and gain >= -LIMIT_TOLERANCE:
+            return
+        self.limit = limit
+        self._params = GammaGammaParams(limit.p, math.inf, math.inf)
+        limit_record = limit.fitted()
+        record.log_likelihood = limit_record.log_likelihood
+        record.standard_errors = {"p": limit_record.standard_errors.get("p"), "q": None, "v": None}
+        record.standard_error_note = (
+            "Gamma-Gamma: q and v have no standard errors at the homogeneous-spend boundary "
+            "(q -> infinity); p's is the homogeneous model's"
+        )
+        record.convergence = limit_record.convergence
+        # the interior fit ran towards the limit and could not settle: the limit's record stands
+        record.notes = list(limit_record.notes)
+        record.boundary = []
+        record.boundary.append(
+            Boundary(
+                self.name,
+                "q",
+                "infinity",
+                "homogeneous spend: customers do not differ in their mean spend per purchase "
+                f"(best interior q = {interior_q:.3g}, log-likelihood gain over the limit "
+                f"{gain:+.4f}), so "
+                "Gamma-Gamma becomes one common distribution of purchase values; every customer's "
+                f"expected value per purchase is the common mean ${limit.mean_value:,.2f}",
+            )
+        )
+
+    # --- predictions ------------------------------------------------------------------------
 
     def params_dict(self) -> dict[str, float]:
         return asdict(self.params)
 
     def expected_average_value(self, frequency: Any, monetary_value: Any) -> np.ndarray:
+        if self.limit is not None:
+            return self.limit.expected_average_value(frequency, monetary_value)
         return expected_average_value(self.params, frequency, monetary_value)
