@@ -13,7 +13,7 @@ import pandas as pd
 from insightos_utils.contract import NO_CAMPAIGN
 from insightos_utils.ltv.models.bgnbd import BgNbdParams
 from insightos_utils.ltv.models.gamma_gamma import GammaGammaParams
-from insightos_utils.ltv.simulate import simulate_transactions
+from insightos_utils.ltv.simulate import simulate_subscription, simulate_transactions
 from insightos_utils.ltv.transactions import check_transactions
 from insightos_utils.ltv.value import margin_column
 
@@ -111,9 +111,11 @@ def write_processed_company(
     *,
     with_spend: bool = True,
     worlds: dict[str, tuple[int, BgNbdParams, GammaGammaParams]] | None = None,
+    subscription: bool = False,
 ) -> None:
     """A small processed folder (ingest's tables) where google_gestao_agil customers buy more
-    often than the others: a fast stand-in for the synthetic company in notebook tests."""
+    often than the others: a fast stand-in for the synthetic company in notebook tests.
+    ``subscription``: every campaign's customers are subscribers (``simulate_subscription``)."""
     worlds = worlds or {
         "google_gestao_agil": (600, BgNbdParams(0.5, 4.0, 0.8, 3.0), WORLD_GAMMA_GAMMA),
         "meta_broad": (900, WORLD_BGNBD, WORLD_GAMMA_GAMMA),
@@ -121,9 +123,14 @@ def write_processed_company(
     }
     transactions, users = [], []
     for k, (campaign, (n, bgnbd, gamma_gamma)) in enumerate(worlds.items()):
-        table = simulate_transactions(
-            n, bgnbd, gamma_gamma, "2025-01-01", 120, "2026-06-30", seed=k, id_prefix=f"{k}-"
-        )
+        if subscription:
+            table = simulate_subscription(
+                n, "2025-01-01", 365, "2026-06-30", seed=k, id_prefix=f"{k}-"
+            )
+        else:
+            table = simulate_transactions(
+                n, bgnbd, gamma_gamma, "2025-01-01", 120, "2026-06-30", seed=k, id_prefix=f"{k}-"
+            )
         transactions.append(table)
         first = table.groupby("user_id")["occurred_at"].min()
         users.append(

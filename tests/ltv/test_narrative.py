@@ -29,3 +29,23 @@ def test_recommendation_names_the_best_the_losers_and_the_waste() -> None:
     assert "No campaign has recorded spend" in no_spend
     expensive = table.assign(cac=table["cac"] * 100, ltv_to_cac=table["ltv_to_cac"] / 100)
     assert "No paid campaign recovers" in next_dollar_recommendation(expensive, ratio)
+
+
+def test_new_customer_sentence_names_the_overall_and_the_extremes() -> None:
+    import pandas as pd
+
+    from insightos_utils.ltv.narrative import new_customer_sentence
+
+    table = pd.DataFrame(
+        {
+            "campaign": ["(all)", "a", "b", "c"],
+            "customers": [300, 150, 120, 30],
+            "value": [90.0, 150.0, 50.0, 90.0],
+            "value_low": [80.0, 120.0, 40.0, 80.0],
+            "value_high": [100.0, 180.0, 60.0, 100.0],
+            "fallback": [False, False, False, True],
+        }
+    )
+    text = new_customer_sentence(table, 12)
+    assert text.startswith("A customer acquired today is worth $90.00 over 12 months")
+    assert "a new a customer $150.00, a new b customer $50.00." in text

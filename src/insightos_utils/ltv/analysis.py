@@ -17,8 +17,14 @@ from tqdm import tqdm
 
 from insightos_utils.config import LtvConfig
 from insightos_utils.contract import parse_timestamp
+from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.models.bgnbd import BgNbd
-from insightos_utils.ltv.models.gamma_gamma import GammaGamma, IndependenceCheck, independence
+from insightos_utils.ltv.models.gamma_gamma import (
+    ConstantSpend,
+    GammaGamma,
+    IndependenceCheck,
+    independence,
+)
 from insightos_utils.ltv.rfm import SUMMARY_COLUMNS, rfm_summary
 from insightos_utils.ltv.units import (
     DAYS_PER_MONTH,
@@ -28,6 +34,28 @@ from insightos_utils.ltv.units import (
 )
 from insightos_utils.ltv.validation import HoldoutValidation, holdout_validation
 from insightos_utils.ltv.value import customer_ltv
+
+
+class NotEnoughData(FitError):
+    """The data are valid but too thin for LTV: ``reason`` says what is missing, ``fix`` what
+    data would help."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason} {fix}")
+        self.reason, self.fix = reason, fix
+
+
+def check_repeat_customers(summary: pd.DataFrame, settings: LtvConfig, where: str) -> None:
+    """Enough repeat buyers to fit the models (``[ltv] min_repeat_customers``)?"""
+    repeaters = int((summary["frequency"] > 0).sum())
+    if repeaters < settings.min_repeat_customers:
+        raise NotEnoughData(
+            f"Only {repeaters} of {len(summary):,} customers bought more than once by {where}; "
+            f"lifetime value needs at least {settings.min_repeat_customers} repeat buyers "
+            "([ltv] min_repeat_customers) to learn how often customers return and what they spend.",
+            "A longer purchase history, a shorter holdout ([ltv] holdout_days) so that more "
+            "purchases fall in the calibration period, or a lower min_repeat_customers.",
+        )
 
 
 @dataclass
@@ -79,7 +107,14 @@ class FittedModels:
         elif nbd is not None:
             limits["bgnbd"] = {"model": "NBD (no dropout)", "r": nbd.r, "alpha": nbd.alpha}
         spend = self.gamma_gamma.limit
-        if spend is not None:
+        if isinstance(spend, ConstantSpend):
+            limits["gamma_gamma"] = {
+                "model": "constant spend per customer (inverse-gamma means)",
+                "q": spend.q,
+                "s": spend.s,
+                "mean_value": spend.s / (spend.q - 1),
+            }
+        elif spend is not None:
             limits["gamma_gamma"] = {
                 "model": "homogeneous spend (one common value per purchase)",
                 "p": spend.p,
@@ -154,6 +189,9 @@ def analyse_ltv(
     with progress:
         calibration = rfm_summary(
             transactions, calibration_end, observation_end if with_holdout else None, time_unit
+        )
+        check_repeat_customers(
+            calibration, settings, f"the calibration end ({calibration_end:%Y-%m-%d %H:%M})"
         )
         step("RFM summary")
         models = fit_models(calibration, settings)

@@ -4,6 +4,7 @@ notebook's conclusion and the parameter table, every number taken from the analy
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,9 @@ import pandas as pd
 from insightos_utils.ltv.analysis import LtvAnalysis
 from insightos_utils.ltv.economics import ReferenceRatio
 from insightos_utils.ltv.models.gamma_gamma import INDEPENDENCE_WARN_CORRELATION
+
+if TYPE_CHECKING:
+    from insightos_utils.ltv.stage import LtvStageResult
 
 
 def money(value: float) -> str:
@@ -144,6 +148,12 @@ BOUNDARY_WORDS = {
         "customers leave almost at once, others almost never. Predictions for customers without "
         "repeat purchases are computed exactly here (lifetimes returns NaN for them)."
     ),
+    ("gamma_gamma", "p"): (
+        "**Each customer spends alike every time.** Customers differ in what they spend, but a "
+        "customer's own purchases hardly vary around their mean (Gamma-Gamma's p goes to "
+        "infinity): a repeat customer's expected value per purchase is their own average, and a "
+        "customer without repeat purchases gets the population mean, {value}."
+    ),
     ("gamma_gamma", "q"): (
         "**Homogeneous spend.** Customers do not differ in their mean spend per purchase "
         "(Gamma-Gamma's q goes to infinity): every customer's expected value per purchase is "
@@ -171,7 +181,67 @@ def model_findings(analysis: LtvAnalysis) -> list[str]:
     return sentences
 
 
-def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendation: str) -> str:
+def stage_summary(result: LtvStageResult) -> str:
+    """The opening line of the LTV page: what was fitted on what (Markdown)."""
+    params = result.analysis.params
+    return (
+        f"{params['n_customers']:,} customers valued at as-of {result.as_of:%Y-%m-%d %H:%M}; the "
+        f"models were checked on the holdout after {result.calibration_end:%Y-%m-%d %H:%M} and "
+        f"refitted on everything up to as-of (time unit {params['time_unit']})."
+    )
+
+
+def fit_report(analysis: LtvAnalysis) -> str:
+    """How the fits went, in words: convergence as measured, boundary findings, missing
+    standard errors (Markdown)."""
+    lines = []
+    for model in (analysis.bgnbd, analysis.gamma_gamma):
+        record = model.fitted()
+        convergence = record.convergence
+        state = "converged" if convergence.converged else "did **not** converge"
+        fitted = "" if convergence.model == model.title else f" (as its limit, {convergence.model})"
+        lines.append(
+            f"- {model.title}{fitted} {state}: projected gradient "
+            f"{convergence.gradient_norm:.1e} (tolerance {convergence.gradient_tolerance:g}) after "
+            f"{convergence.iterations} iterations; {convergence.starts_at_optimum} of "
+            f"{convergence.starts} starts reached the optimum; log-likelihood "
+            f"{record.log_likelihood:,.1f}."
+        )
+        if record.standard_error_note:
+            lines.append(f"- {record.standard_error_note}.")
+    lines.extend(f"- {sentence}" for sentence in model_findings(analysis))
+    lines.extend(f"- Note: {note}" for note in analysis.params["notes"])
+    return "\n".join(lines)
+
+
+def new_customer_sentence(table: pd.DataFrame, horizon_months: int) -> str:
+    """What a customer acquired today is worth, overall and for the best campaign with its own
+    fit (from ``new_customer_value``)."""
+    if table.empty:
+        return ""
+    rows = table.set_index("campaign")
+    everyone = rows.iloc[0]
+    text = (
+        f"A customer acquired today is worth {money(everyone['value'])} over {horizon_months} "
+        f"months, first purchase included (95% interval {money(everyone['value_low'])}–"
+        f"{money(everyone['value_high'])})"
+    )
+    own = rows.iloc[1:][~rows.iloc[1:]["fallback"].astype(bool)]
+    if len(own) > 1:
+        best, worst = own["value"].idxmax(), own["value"].idxmin()
+        text += (
+            f"; a new {best} customer {money(own.loc[best, 'value'])}, a new {worst} customer "
+            f"{money(own.loc[worst, 'value'])}"
+        )
+    return text + "."
+
+
+def conclusion(
+    analysis: LtvAnalysis,
+    ratio: ReferenceRatio | None,
+    recommendation: str,
+    new_customers: pd.DataFrame | None = None,
+) -> str:
     """The notebook's closing paragraph (Markdown), every number taken from the analysis."""
     params = analysis.params
     parts = [
@@ -199,6 +269,8 @@ def conclusion(analysis: LtvAnalysis, ratio: ReferenceRatio | None, recommendati
             "value per purchase with care."
         )
     )
+    if new_customers is not None:
+        parts.append(new_customer_sentence(new_customers, params["horizon_months"]))
     parts.extend(model_findings(analysis))
     parts.append(f"Convention: {params['month_convention']}.")
     if ratio is None:

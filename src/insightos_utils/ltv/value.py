@@ -74,6 +74,43 @@ def monthly_expected_purchases(
     return np.diff(cumulative, axis=1)[inverse]
 
 
+def discounted_margins(
+    monthly_purchases: np.ndarray, value_per_purchase: np.ndarray, settings: LtvConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The LTV arithmetic, in one place: expected margin of each month (rows, months) and its
+    sum discounted at the end of each month (rows,)."""
+    horizon = monthly_purchases.shape[1]
+    discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
+    margin = settings.gross_margin
+    ltv = margin * value_per_purchase * (monthly_purchases @ discount)
+    return ltv, margin * value_per_purchase[:, None] * monthly_purchases
+
+
+def new_customer_ltv(
+    purchases: PurchaseModel,
+    spend: SpendModel,
+    settings: LtvConfig,
+    month_length: float | None = None,
+) -> np.ndarray:
+    """Discounted margin of the repeat purchases a just-acquired customer (x = t_x = T = 0) is
+    expected to make over the horizon, for models whose parameters may be vectors (draws):
+    the same arithmetic as ``customer_ltv`` (``discounted_margins``). The first purchase is not
+    included: it has happened at acquisition."""
+    horizon = int(settings.horizon_months)
+    month = periods_per_month(settings.time_unit) if month_length is None else month_length
+    by_month = [
+        np.atleast_1d(purchases.expected_purchases(i * month, 0.0, 0.0, 0.0))
+        for i in range(1, horizon + 1)
+    ]
+    monthly = np.diff(np.column_stack([np.zeros_like(by_month[0]), *by_month]), axis=1)
+    value = np.atleast_1d(spend.expected_average_value(0.0, 0.0)).astype(float)
+    rows = max(len(monthly), len(value))
+    ltv, _ = discounted_margins(
+        np.broadcast_to(monthly, (rows, horizon)), np.broadcast_to(value, (rows,)), settings
+    )
+    return ltv
+
+
 def customer_ltv(
     summary: pd.DataFrame,
     purchases: PurchaseModel,
@@ -96,8 +133,7 @@ def customer_ltv(
     m = summary["monetary_value"].to_numpy(float)
     monthly = monthly_expected_purchases(purchases, x, t_x, age, horizon, month)
     value = spend.expected_average_value(x, m)
-    discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
-    margin = settings.gross_margin
+    ltv, margins = discounted_margins(monthly, value, settings)
     table = pd.DataFrame(
         {
             "user_id": summary.index.astype(str),
@@ -107,11 +143,10 @@ def customer_ltv(
             "monetary_value": m,
             "prob_alive": purchases.prob_alive(x, t_x, age),
             "expected_purchases": monthly.sum(axis=1),
-            "ltv": margin * value * (monthly @ discount),
+            "ltv": ltv,
             "expected_average_value": value,
         }
     )
-    margins = margin * value[:, None] * monthly
     for i in range(horizon):
         table[margin_column(i + 1)] = margins[:, i]
     finite = np.isfinite(table["ltv"].to_numpy())

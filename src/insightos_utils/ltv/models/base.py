@@ -40,6 +40,9 @@ GRADIENT_TOLERANCE = 1e-5  # projected gradient of the per-customer mean objecti
 AGREEMENT = 1e-6  # starts whose objective is within this (per customer) of the best agree
 HESSIAN_STEP = 1e-5
 CONDITION_LIMIT = 1e12
+# Draws from the asymptotic normal are refused when a working parameter's standard error is
+# above this (a factor e^3 = 20 either way on a log-parameter): the approximation is meaningless.
+DRAW_SD_LIMIT = 3.0
 
 
 _THREADPOOLS: list[ThreadpoolController] = []
@@ -120,6 +123,7 @@ class FitRecord:
     boundary: list[Boundary] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     covariance: np.ndarray | None = None  # of the working parameters, None where singular
+    theta: np.ndarray | None = None  # the working parameters at the optimum
 
 
 @dataclass(frozen=True)
@@ -408,6 +412,7 @@ class LikelihoodModel(ABC):
             standard_error_note=note,
             convergence=optimum.convergence,
             covariance=covariance,
+            theta=optimum.theta,
         )
         if not optimum.convergence.converged:
             self.record.notes.append(
@@ -431,6 +436,22 @@ class LikelihoodModel(ABC):
                     )
                 )
         return optimum
+
+    def natural_draws(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """``n`` parameter vectors drawn from the fit's asymptotic normal distribution in working
+        parameters (n, k); None where the Hessian gave no covariance or a working parameter's
+        standard error is above ``DRAW_SD_LIMIT`` (not pinned down: normal draws mean nothing)."""
+        record = self.fitted()
+        if record.covariance is None or record.theta is None:
+            return None
+        if np.sqrt(np.diag(record.covariance)).max() > DRAW_SD_LIMIT:
+            return None
+        low = np.array([b[0] for b in self.bounds()])
+        high = np.array([b[1] for b in self.bounds()])
+        thetas = np.clip(
+            rng.multivariate_normal(record.theta, record.covariance, size=n), low, high
+        )
+        return np.array([self.to_natural(theta) for theta in thetas])
 
     @property
     def log_likelihood(self) -> float:

@@ -36,6 +36,7 @@ LIMIT_TOLERANCE = 0.01
 # The homogeneous-rate boundary of the NBD: r at least this large (the spread of purchase rates,
 # coefficient of variation 1/sqrt(r), is gone) with the Poisson as good: the NBD is the Poisson.
 RATE_SHAPE_LIMIT = 1e5
+SINGULAR_STEP = 1e-8  # relative change of the forecast there: about 1e-8
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,18 @@ def _remaining_purchases(params: BgNbdParams, horizon: Any, x: Any, age: Any) ->
     """The numerator of FHL 2005 eq. 10: (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x)
     2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]."""
     horizon, x, age = np.broadcast_arrays(*_arrays(horizon, x, age))
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    r, alpha = params.r, params.alpha
+    # a = 1 and a + b = 1 are removable singularities (0/0 and 0 * infinity): step off them
+    a = np.asarray(params.a, dtype=float)
+    a = np.where(np.abs(a - 1) < SINGULAR_STEP, 1 + SINGULAR_STEP, a)
+    b = np.asarray(params.b, dtype=float)
+    b = np.where(np.abs(a + b - 1) < SINGULAR_STEP, 1 - a + SINGULAR_STEP, b)
     hyp_a, hyp_b, hyp_c = r + x, b + x, a + b + x - 1
     z = horizon / (alpha + age + horizon)
     log_decay = (r + x) * np.log((alpha + age) / (alpha + age + horizon))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        hyp = hyp2f1(hyp_a, hyp_b, hyp_c, z)
-        remaining = hyp * np.exp(log_decay)
+        hyp = np.asarray(hyp2f1(hyp_a, hyp_b, hyp_c, z))
+        remaining = np.asarray(hyp * np.exp(log_decay), dtype=float)
         overflow = ~np.isfinite(hyp)
         if overflow.any():
             c, za = hyp_c[overflow], z[overflow]
@@ -156,9 +162,15 @@ class Poisson(LikelihoodModel):
     title: ClassVar[str] = "Poisson"
     parameter_names: ClassVar[tuple[str, ...]] = ("rate",)
 
-    def __init__(self, rate: float = math.nan, penalizer: float = 0.0):
+    def __init__(self, rate: Any = math.nan, penalizer: float = 0.0):
         super().__init__(penalizer)
         self.rate = rate
+        self.time_scale = 1.0
+
+    def draws(self, n: int, rng: np.random.Generator) -> Poisson | None:
+        """The model with ``n`` rates drawn from the fit's sampling distribution."""
+        natural = self.natural_draws(n, rng)
+        return None if natural is None else Poisson(rate=natural[:, 0] * self.time_scale)
 
     def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
         (rate,) = natural
@@ -176,7 +188,7 @@ class Poisson(LikelihoodModel):
     def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """E[purchases in (T, T + t]] = rate * t for everyone: one rate, nothing to learn."""
         horizon = np.broadcast_arrays(*_arrays(t, frequency, recency, T))[0]
-        return self.rate * horizon
+        return np.asarray(self.rate) * horizon
 
     def log_likelihood_rows(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         x, _, age = _arrays(frequency, recency, T)
@@ -193,10 +205,20 @@ class Nbd(LikelihoodModel):
     title: ClassVar[str] = "NBD"
     parameter_names: ClassVar[tuple[str, ...]] = ("r", "alpha")
 
-    def __init__(self, r: float = math.nan, alpha: float = math.nan, penalizer: float = 0.0):
+    def __init__(self, r: Any = math.nan, alpha: Any = math.nan, penalizer: float = 0.0):
         super().__init__(penalizer)
         self.r, self.alpha = r, alpha
         self.limit: Poisson | None = None
+        self.time_scale = 1.0
+
+    def draws(self, n: int, rng: np.random.Generator) -> Nbd | Poisson | None:
+        """The model (or its Poisson limit) with ``n`` parameter draws, vectorised."""
+        if self.limit is not None:
+            return self.limit.draws(n, rng)
+        natural = self.natural_draws(n, rng)
+        if natural is None:
+            return None
+        return Nbd(r=natural[:, 0], alpha=natural[:, 1] / self.time_scale)
 
     def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
         r, alpha = natural
@@ -231,6 +253,7 @@ class Nbd(LikelihoodModel):
 
     def fit_scaled(self, rows: WeightedRows, scale: float, n_customers: int) -> Nbd:
         """Fit on rows whose clock is multiplied by ``scale``; parameters on the data's clock."""
+        self.time_scale = scale
         optimum = self.fit_rows(rows, n_customers)
         self.r, self.alpha = float(optimum.natural[0]), float(optimum.natural[1] / scale)
         record = self.fitted()
@@ -244,6 +267,7 @@ class Nbd(LikelihoodModel):
         """Adopt the Poisson where the NBD's r runs to infinity and the Poisson fits as well."""
         record = self.fitted()
         limit = Poisson(penalizer=self.penalizer)
+        limit.time_scale = scale
         optimum = limit.fit_rows(rows, n_customers)
         limit.rate = float(optimum.natural[0]) * scale
         limit_record = limit.fitted()
@@ -502,6 +526,17 @@ class BgNbd(LikelihoodModel):
         record.boundary.extend(limit_record.boundary)
 
     # --- predictions ------------------------------------------------------------------------
+
+    def draws(self, n: int, rng: np.random.Generator) -> BgNbd | Nbd | Poisson | None:
+        """The model used for predictions (or its limit) with ``n`` parameter vectors drawn from
+        the fit's sampling distribution, vectorised; None without a covariance."""
+        if self.limit is not None:
+            return self.limit.draws(n, rng)
+        natural = self.natural_draws(n, rng)
+        if natural is None:
+            return None
+        r, alpha, a, b = natural.T
+        return BgNbd(BgNbdParams(r, alpha / self.time_scale, a, b))
 
     @property
     def a_plus_b_below_1(self) -> bool:

@@ -32,6 +32,9 @@ INDEPENDENCE_WARN_CORRELATION = 0.3
 # units): the spread of customers' mean spend (coefficient of variation 1/sqrt(q)) is gone.
 Q_LIMIT = 1e4
 LIMIT_TOLERANCE = 0.01
+# p at least this large (a customer's purchase values vary by under 1% around their own mean,
+# coefficient of variation 1/sqrt(p)) with the constant-spend model as good: p -> infinity.
+P_LIMIT = 1e4
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,17 @@ class HomogeneousSpend(LikelihoodModel):
     title: ClassVar[str] = "homogeneous spend"
     parameter_names: ClassVar[tuple[str, ...]] = ("p", "nu")
 
-    def __init__(self, p: float = math.nan, nu: float = math.nan, penalizer: float = 0.0):
+    def __init__(self, p: Any = math.nan, nu: Any = math.nan, penalizer: float = 0.0):
         super().__init__(penalizer)
         self.p, self.nu = p, nu
 
     @property
-    def mean_value(self) -> float:
+    def mean_value(self) -> Any:
         return self.p / self.nu
+
+    def draws(self, n: int, rng: np.random.Generator) -> HomogeneousSpend | None:
+        natural = self.natural_draws(n, rng)
+        return None if natural is None else HomogeneousSpend(p=natural[:, 0], nu=natural[:, 1])
 
     def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
         p, nu = natural
@@ -170,7 +177,59 @@ class HomogeneousSpend(LikelihoodModel):
 
     def expected_average_value(self, frequency: Any, monetary_value: Any) -> np.ndarray:
         shape = np.broadcast(np.asarray(frequency), np.asarray(monetary_value)).shape
-        return np.full(shape, self.mean_value)
+        return np.asarray(self.mean_value, dtype=float) * np.ones(shape)
+
+
+class ConstantSpend(LikelihoodModel):
+    """Each customer spends the same amount every time; those amounts differ across customers
+    as an inverse gamma with shape q and scale s: Gamma-Gamma's limit as p -> infinity with
+    p v = s fixed. A repeat customer's expected value per purchase is their own mean; one with no
+    repeat purchase gets the population mean s / (q - 1)."""
+
+    name: ClassVar[str] = "constant_spend"
+    title: ClassVar[str] = "constant spend per customer"
+    parameter_names: ClassVar[tuple[str, ...]] = ("q", "s")
+
+    def __init__(self, q: Any = math.nan, s: Any = math.nan, penalizer: float = 0.0):
+        super().__init__(penalizer)
+        self.q, self.s = q, s
+
+    def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
+        q, scale = natural
+        m, log_m = rows.columns["m"], rows.aux["log_m"]
+        ll = q * math.log(scale) - gammaln(q) - (q + 1) * log_m - scale / m
+        d_q = math.log(scale) - digamma(q) - log_m
+        d_s = q / scale - 1 / m
+        return ll, np.column_stack([d_q, d_s])
+
+    def mean_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[float, np.ndarray]:
+        q, scale = natural
+        w, total = rows.weights, rows.total_weight
+        sum_log_m = float(rows.aux["sums"][0])
+        sum_inverse = float(w @ (1 / rows.columns["m"]))
+        ll = total * (q * math.log(scale) - gammaln(q)) - (q + 1) * sum_log_m - scale * sum_inverse
+        d_q = total * (math.log(scale) - digamma(q)) - sum_log_m
+        d_s = total * q / scale - sum_inverse
+        return ll / total, np.array([d_q, d_s]) / total
+
+    def starting_points(self, rows: WeightedRows) -> list[np.ndarray]:
+        w, m = rows.weights, rows.columns["m"]
+        mean = float(w @ m) / float(w.sum())
+        return [np.array([3.0, 2.0 * mean]), np.array([20.0, 19.0 * mean])]
+
+    def fit(self, rows: WeightedRows, n_customers: int) -> ConstantSpend:
+        optimum = self.fit_rows(rows, n_customers)
+        self.q, self.s = (float(v) for v in optimum.natural)
+        return self
+
+    def draws(self, n: int, rng: np.random.Generator) -> ConstantSpend | None:
+        natural = self.natural_draws(n, rng)
+        return None if natural is None else ConstantSpend(q=natural[:, 0], s=natural[:, 1])
+
+    def expected_average_value(self, frequency: Any, monetary_value: Any) -> np.ndarray:
+        x, m = (np.asarray(v, dtype=float) for v in (frequency, monetary_value))
+        population = np.asarray(self.s) / (np.asarray(self.q) - 1)
+        return np.where(x > 0, m, population)
 
 
 class GammaGamma(LikelihoodModel):
@@ -187,7 +246,7 @@ class GammaGamma(LikelihoodModel):
     def __init__(self, params: GammaGammaParams | None = None, penalizer: float = 0.0) -> None:
         super().__init__(penalizer)
         self._params = params
-        self.limit: HomogeneousSpend | None = None
+        self.limit: HomogeneousSpend | ConstantSpend | None = None
 
     @property
     def params(self) -> GammaGammaParams:
@@ -285,9 +344,12 @@ class GammaGamma(LikelihoodModel):
         optimum = self.fit_rows(rows, len(repeaters))
         self._params = GammaGammaParams(*(float(v) for v in optimum.natural))
         self._check_homogeneous_limit(rows, len(repeaters))
-        if self.limit is None and self.params.q <= 1:
+        if self.limit is None and self.params.p >= P_LIMIT:
+            self._check_constant_limit(rows, len(repeaters))
+        q = self.limit.q if isinstance(self.limit, ConstantSpend) else self.params.q
+        if not isinstance(self.limit, HomogeneousSpend) and q <= 1:
             raise FitError(
-                f"Gamma-Gamma: the fitted q = {self.params.q:.3f} <= 1, so the population mean "
+                f"Gamma-Gamma: the fitted q = {q:.3f} <= 1, so the population mean "
                 "spend p·v/(q-1) is infinite: spend per purchase is too heavy-tailed for this "
                 "model. Check the largest purchase values (refunds recorded as sales, bulk "
                 "orders, amounts in cents) before valuing customers."
@@ -328,7 +390,49 @@ class GammaGamma(LikelihoodModel):
             )
         )
 
+    def _check_constant_limit(self, rows: WeightedRows, n_customers: int) -> None:
+        """Adopt the constant-spend limit where p runs to infinity and it fits as well."""
+        record = self.fitted()
+        limit = ConstantSpend(penalizer=self.penalizer).fit(rows, n_customers)
+        gain = record.log_likelihood - limit.log_likelihood
+        if gain > LIMIT_TOLERANCE:
+            return
+        interior_p = self.params.p
+        self.limit = limit
+        self._params = GammaGammaParams(math.inf, limit.q, 0.0)
+        limit_record = limit.fitted()
+        record.log_likelihood = limit_record.log_likelihood
+        record.standard_errors = {"p": None, "q": limit_record.standard_errors.get("q"), "v": None}
+        record.standard_error_note = (
+            "Gamma-Gamma: p and v have no standard errors at the constant-spend boundary "
+            "(p -> infinity with p·v fixed); q's is the limiting model's"
+        )
+        record.convergence = limit_record.convergence
+        record.notes = list(limit_record.notes)
+        record.boundary = [
+            Boundary(
+                self.name,
+                "p",
+                "infinity",
+                "customers' mean spend does not become less spread out as they buy more often, "
+                "so Gamma-Gamma puts all the spread between customers and none between a "
+                f"customer's purchases (best interior p = {interior_p:.3g}, log-likelihood gain "
+                f"{gain:+.4f}): a repeat customer's expected value per purchase is their own "
+                f"mean, a customer without repeat purchases gets the population mean "
+                f"${limit.s / (limit.q - 1) if limit.q > 1 else math.inf:,.2f}",
+            )
+        ]
+
     # --- predictions ------------------------------------------------------------------------
+
+    def draws(
+        self, n: int, rng: np.random.Generator
+    ) -> GammaGamma | HomogeneousSpend | ConstantSpend | None:
+        """The model used for predictions (or its limit) with ``n`` parameter draws."""
+        if self.limit is not None:
+            return self.limit.draws(n, rng)
+        natural = self.natural_draws(n, rng)
+        return None if natural is None else GammaGamma(GammaGammaParams(*natural.T))
 
     def params_dict(self) -> dict[str, float]:
         return asdict(self.params)
