@@ -47,7 +47,7 @@ class NotEnoughData(FitError):
 
 def check_repeat_customers(summary: pd.DataFrame, settings: LtvConfig, where: str) -> None:
     """Enough repeat buyers to fit the models (``[ltv] min_repeat_customers``)?"""
-    repeaters = int((summary["frequency"] > 0).sum())
+    repeaters = int((summary["frequency"].to_numpy() > 0).sum())
     if repeaters < settings.min_repeat_customers:
         raise NotEnoughData(
             f"Only {repeaters} of {len(summary):,} customers bought more than once by {where}; "

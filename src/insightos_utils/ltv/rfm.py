@@ -150,16 +150,29 @@ def rfm_summary(
     return summary
 
 
+def float_array(values: Any) -> np.ndarray:
+    """A column as a float array. A pandas Series goes through ``to_numpy``: ``np.asarray`` on
+    a Series with a large string index costs a scan of that index (about 0.1 s a million)."""
+    if isinstance(values, pd.Series | pd.Index):
+        return values.to_numpy(dtype=float)
+    return np.asarray(values, dtype=float)
+
+
 def distinct_rows(*columns: Any) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Distinct rows of equal-length columns: their values, each row's group, and group sizes.
 
-    The models fit these rows weighted by their sizes: the same objective as one row per
-    customer, on far fewer rows (many customers share a (frequency, recency, T)).
+    Groups are numbered in order of first appearance. The models fit these rows weighted by
+    their sizes: the same objective as one row per customer, on far fewer rows (many customers
+    share a (frequency, recency, T)).
     """
-    arrays = [np.asarray(c, dtype=float) for c in columns]
-    frame = pd.DataFrame({str(i): c for i, c in enumerate(arrays)})
-    inverse = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
-    counts = np.bincount(inverse)
-    first = np.zeros(len(counts), dtype=np.int64)
+    arrays = [float_array(c) for c in columns]
+    inverse = np.zeros(len(arrays[0]), dtype=np.int64)
+    groups = 1
+    for values in arrays:  # combine one column at a time: codes stay far below 2**63
+        codes, distinct = pd.factorize(values)
+        inverse, uniques = pd.factorize(inverse * len(distinct) + codes)
+        groups = len(uniques)
+    counts = np.bincount(inverse, minlength=groups)
+    first = np.zeros(groups, dtype=np.int64)
     first[inverse[::-1]] = np.arange(len(inverse))[::-1]
     return [c[first] for c in arrays], inverse, counts.astype(float)

@@ -81,9 +81,8 @@ def discounted_margins(
     sum discounted at the end of each month (rows,)."""
     horizon = monthly_purchases.shape[1]
     discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
-    margin = settings.gross_margin
-    ltv = margin * value_per_purchase * (monthly_purchases @ discount)
-    return ltv, margin * value_per_purchase[:, None] * monthly_purchases
+    margins = monthly_purchases * (settings.gross_margin * value_per_purchase)[:, None]
+    return margins @ discount, margins
 
 
 def new_customer_ltv(

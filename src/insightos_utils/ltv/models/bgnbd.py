@@ -26,7 +26,7 @@ from insightos_utils.ltv.models.base import (
     WeightedRows,
     unique_index,
 )
-from insightos_utils.ltv.rfm import distinct_rows
+from insightos_utils.ltv.rfm import distinct_rows, float_array
 
 # The no-dropout boundary: the BG/NBD optimum is its limit, the NBD, when the NBD fits at least
 # as well as the best interior point (to LIMIT_TOLERANCE log-likelihood units) and that point's
@@ -50,7 +50,7 @@ class BgNbdParams:
 
 
 def _arrays(*values: Any) -> list[np.ndarray]:
-    return [np.asarray(v, dtype=float) for v in values]
+    return [float_array(v) for v in values]
 
 
 def log_likelihood(params: BgNbdParams, frequency: Any, recency: Any, T: Any) -> np.ndarray:
@@ -400,13 +400,16 @@ class BgNbd(LikelihoodModel):
         shape = r + aux["rep_x"]
         gap = log_rec[it] - log_age[iT]
         d = log_dead[ix] - shape * gap
-        weighted_dead = aux["rep_w"] * expit(d)
+        # softplus(d) and expit(d) from one exponential: e = exp(-|d|)
+        e = np.exp(-np.abs(d))
+        softplus = np.maximum(d, 0.0) + np.log1p(e)
+        weighted_dead = aux["rep_w"] * np.where(d >= 0, 1.0, e) / (1.0 + e)
         w_by_T, wx_by_T, w_by_x = aux["w_by_T"], aux["wx_by_T"], aux["w_by_x"]
         ll = (
             w_by_x @ per_x_ll
             + total * r * np.log(alpha)
             - (r * w_by_T + wx_by_T) @ log_age
-            + aux["rep_w"] @ np.logaddexp(0.0, d)
+            + aux["rep_w"] @ softplus
         )
         d_r = (
             w_by_x @ (digamma(r + ux) - digamma(r))

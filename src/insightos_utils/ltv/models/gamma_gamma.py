@@ -25,7 +25,7 @@ from insightos_utils.ltv.models.base import (
     WeightedRows,
     unique_index,
 )
-from insightos_utils.ltv.rfm import distinct_rows
+from insightos_utils.ltv.rfm import distinct_rows, float_array
 
 INDEPENDENCE_WARN_CORRELATION = 0.3
 # q at least this large with the homogeneous model as good (to LIMIT_TOLERANCE log-likelihood
@@ -70,7 +70,7 @@ class IndependenceCheck:
 
 def frequency_monetary_correlation(summary: pd.DataFrame) -> float:
     """Pearson correlation of frequency and monetary value among repeat customers (NaN if < 3)."""
-    repeaters = summary[summary["frequency"] > 0]
+    repeaters = summary[summary["frequency"].to_numpy() > 0]
     if len(repeaters) < 3:
         return float("nan")
     x = repeaters["frequency"].to_numpy(float)
@@ -82,7 +82,7 @@ def frequency_monetary_correlation(summary: pd.DataFrame) -> float:
 
 def independence(summary: pd.DataFrame) -> IndependenceCheck:
     """Gamma-Gamma's independence assumption checked on the data alone (no fit involved)."""
-    repeaters = int((summary["frequency"] > 0).sum())
+    repeaters = int((summary["frequency"].to_numpy() > 0).sum())
     return IndependenceCheck(frequency_monetary_correlation(summary), repeaters)
 
 
@@ -90,7 +90,7 @@ def expected_average_value(
     params: GammaGammaParams, frequency: Any, monetary_value: Any
 ) -> np.ndarray:
     """Gamma-Gamma expected spend per purchase: individual mean shrunk to the population mean."""
-    x, m = (np.asarray(v, dtype=float) for v in (frequency, monetary_value))
+    x, m = float_array(frequency), float_array(monetary_value)
     p, q, v = params.p, params.q, params.v
     weight = p * x / (p * x + q - 1)
     return (1 - weight) * (v * p / (q - 1)) + weight * m
@@ -227,7 +227,7 @@ class ConstantSpend(LikelihoodModel):
         return None if natural is None else ConstantSpend(q=natural[:, 0], s=natural[:, 1])
 
     def expected_average_value(self, frequency: Any, monetary_value: Any) -> np.ndarray:
-        x, m = (np.asarray(v, dtype=float) for v in (frequency, monetary_value))
+        x, m = float_array(frequency), float_array(monetary_value)
         population = np.asarray(self.s) / (np.asarray(self.q) - 1)
         return np.where(x > 0, m, population)
 
@@ -333,7 +333,7 @@ class GammaGamma(LikelihoodModel):
 
         Money comes in cents, so many customers share a row, and the objective is unchanged.
         """
-        repeaters = summary[summary["frequency"] > 0]
+        repeaters = summary[summary["frequency"].to_numpy() > 0]
         if len(repeaters) < 2:
             raise FitError(
                 f"Gamma-Gamma: {len(repeaters)} customer(s) bought again in the calibration "
