@@ -173,3 +173,19 @@ def test_one_purchase_rate_for_everyone_is_the_poisson() -> None:
     assert model.limit.limit.rate == pytest.approx(closed_form, rel=1e-6)
     assert 0.9 * 7 / 30.4375 < closed_form < 7 / 30.4375  # about one a month, in weeks
     assert math.isinf(model.params.r) and model.convergence.model == "Poisson"
+
+
+def test_a_plus_b_below_1_is_named_and_predictions_stay_finite() -> None:
+    world = BgNbdParams(r=0.5, alpha=10.0, a=0.15, b=0.25)  # U-shaped dropout
+    transactions = simulate_transactions(
+        8000, world, WORLD_GAMMA_GAMMA, end="2025-06-30", seed=1, time_unit="D"
+    )
+    summary = rfm_summary(transactions, "2025-06-30", None, "D")
+    model = BgNbd().fit(summary)
+    assert model.params.a + model.params.b < 1 and model.a_plus_b_below_1
+    assert [(b.parameter, b.limit) for b in model.boundary] == [("a + b", "below 1")]
+    assert model.params.a == pytest.approx(world.a, rel=0.25)
+    forecast = model.expected_purchases(
+        365.0, summary["frequency"], summary["recency"], summary["T"]
+    )
+    assert np.isfinite(forecast).all() and (forecast >= 0).all()
