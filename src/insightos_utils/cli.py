@@ -218,16 +218,24 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _ltv_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ltv", help="RFM summary, BG/NBD + Gamma-Gamma fit, per-customer LTV")
+    p = sub.add_parser(
+        "ltv",
+        help="RFM summary, BG/NBD + Gamma-Gamma fit, per-customer LTV",
+        description=(
+            "Settings come from the [ltv] section of the configuration (./insightos.toml, or "
+            "--config FILE); the flags below override it."
+        ),
+    )
     p.add_argument("--transactions", type=Path, required=True, help="transactions CSV/Parquet")
     p.add_argument("--calibration-end", required=True, help="end of the calibration period")
     p.add_argument("--observation-end", help="end of the holdout period (default: latest data)")
-    p.add_argument("--time-unit", choices=["D", "W", "M"], default="W", help="default W")
     p.add_argument("--out", type=Path, required=True, help="folder for ltv_params.json etc.")
-    p.add_argument("--horizon-months", type=int, default=12, help="LTV horizon (default 12)")
-    p.add_argument("--discount-rate", type=float, default=0.01, help="monthly (default 0.01)")
-    p.add_argument("--margin", type=float, default=1.0, help="gross margin (default 1.0)")
-    p.add_argument("--penalizer", type=float, default=0.0, help="L2 penalizer for both fits")
+    p.add_argument("--config", type=Path, help="configuration file (default ./insightos.toml)")
+    p.add_argument("--time-unit", choices=["D", "W", "M"], help="override [ltv] time_unit")
+    p.add_argument("--horizon-months", type=int, help="override [ltv] horizon_months")
+    p.add_argument("--discount-rate", type=float, help="override [ltv] monthly_discount_rate")
+    p.add_argument("--margin", type=float, help="override [ltv] gross_margin")
+    p.add_argument("--penalizer", type=float, help="override [ltv] penalizer (L2, both fits)")
     p.add_argument(
         "--refit",
         action="store_true",
@@ -235,37 +243,38 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--users", type=Path, help="users file: also write campaign_ltv.csv")
     p.add_argument("--campaign-spend", type=Path, help="campaign_spend file (CAC, LTV/CAC)")
-    p.add_argument(
-        "--bootstrap-samples", type=int, default=2000, help="for campaign intervals (2000)"
-    )
-    p.add_argument("--seed", type=int, default=42, help="bootstrap seed (default 42)")
-    p.add_argument(
-        "--reference-campaign",
-        default="google_gestao_agil",
-        help="campaign compared with all others (default google_gestao_agil)",
-    )
+    p.add_argument("--bootstrap-samples", type=int, help="override [ltv] bootstrap_samples")
+    p.add_argument("--seed", type=int, help="bootstrap seed: override [scoring] random_seed")
+    p.add_argument("--reference-campaign", help="override [ltv] reference_campaign")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (cron, CI)")
     p.set_defaults(handler=_ltv)
 
 
 def _ltv(args: argparse.Namespace) -> int:
-    from insightos_utils.ltv import ltv_command
+    from insightos_utils.config import find_config, load_config
+    from insightos_utils.ltv.command import ltv_command
 
-    ltv_command(
-        transactions_path=args.transactions,
-        calibration_end=args.calibration_end,
-        observation_end=args.observation_end,
+    config = load_config(find_config(args.config)).with_overrides(
+        source="command line",
         time_unit=args.time_unit,
-        out_dir=args.out,
         horizon_months=args.horizon_months,
         monthly_discount_rate=args.discount_rate,
         gross_margin=args.margin,
         penalizer=args.penalizer,
+        bootstrap_samples=args.bootstrap_samples,
+        random_seed=args.seed,
+        reference_campaign=args.reference_campaign,
+    )
+    ltv_command(
+        args.transactions,
+        args.calibration_end,
+        args.observation_end,
+        args.out,
+        config,
         refit=args.refit,
         users_path=args.users,
         campaign_spend_path=args.campaign_spend,
-        bootstrap_samples=args.bootstrap_samples,
-        seed=args.seed,
-        reference_campaign=args.reference_campaign,
+        show_progress=not args.no_progress,
     )
     return 0
 

@@ -11,12 +11,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from insightos_utils.ltv import (
-    INDEPENDENCE_WARN_CORRELATION,
-    UNIT_DAYS,
-    HoldoutValidation,
-    ReferenceRatio,
-)
+from insightos_utils.ltv.economics import ReferenceRatio
+from insightos_utils.ltv.models.gamma_gamma import INDEPENDENCE_WARN_CORRELATION
+from insightos_utils.ltv.units import UNIT_DAYS
+from insightos_utils.ltv.validation import HoldoutValidation
 
 
 def calibration_vs_holdout(holdout: HoldoutValidation, time_unit: str = "W") -> Figure:
@@ -129,6 +127,34 @@ def ltv_to_cac_bars(campaign_table: pd.DataFrame, horizon_months: int = 12) -> F
     ax.set_xlabel(f"{horizon_months}-month LTV / CAC (95% CI)")
     ax.set_title(
         f"{best['campaign']} returns {best['ltv_to_cac']:.1f} dollars of LTV per dollar of CAC"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def new_customer_value_bars(table: pd.DataFrame, horizon_months: int = 12) -> Figure:
+    """Expected value of a just-acquired customer per campaign with its interval; campaigns
+    that borrow the overall value (too few customers) are drawn grey."""
+    rows = table.sort_values("value")
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.8))
+    errors = np.vstack([rows["value"] - rows["value_low"], rows["value_high"] - rows["value"]])
+    colors = [
+        "#7f7f7f" if fallback else ("#2ca02c" if name == "(all)" else "#1f77b4")
+        for name, fallback in zip(rows["campaign"], rows["fallback"], strict=True)
+    ]
+    ax.barh(rows["campaign"], rows["value"], xerr=np.clip(errors, 0, None), color=colors, capsize=4)
+    for y, (value, high, n) in enumerate(
+        zip(rows["value"], rows["value_high"], rows["customers"], strict=True)
+    ):
+        ax.annotate(f" ${value:,.0f} (n={n:,})", (high, y), va="center", fontsize=8)
+    ax.set_xlim(0, np.nanmax(rows["value_high"]) * 1.3)
+    ax.set_xlabel(f"expected {horizon_months}-month value of a new customer ($), first purchase "
+                  "included, 95% interval")  # fmt: skip
+    own = rows[~rows["fallback"] & (rows["campaign"] != "(all)")]
+    best = own.iloc[-1] if len(own) else rows.iloc[-1]
+    ax.set_title(
+        f"A new {best['campaign']} customer is worth ${best['value']:,.0f} (grey: overall)"
     )
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
