@@ -43,8 +43,13 @@ def edge_company(seed: int = 3, n_users: int = 120) -> dict[str, pd.DataFrame]:
     converted_at = pd.Series(pd.NaT, index=range(n_users), dtype="datetime64[us]")
     is_converted = status == "converted"
     converted_at[is_converted] = (
-        created[is_converted] + pd.to_timedelta(rng.uniform(0.5, 20, is_converted.sum()), unit="D")
-    ).to_numpy().astype("datetime64[us]")
+        (
+            created[is_converted]
+            + pd.to_timedelta(rng.uniform(0.5, 20, is_converted.sum()), unit="D")
+        )
+        .to_numpy()
+        .astype("datetime64[us]")
+    )
     ids = [f"u{i:04d}" for i in range(n_users)]
     # u0000: converted after as-of (open at as-of: every event counts)
     converted_at[0] = AS_OF + pd.Timedelta(days=3)
@@ -73,8 +78,16 @@ def edge_company(seed: int = 3, n_users: int = 120) -> dict[str, pd.DataFrame]:
     user = rng.integers(0, n_users, n_events)
     offset_us = (rng.exponential(6.0, n_events) * 86_400e6).astype(np.int64) - 86_400 * 10**6
     occurred = users["created_at"].to_numpy()[user] + offset_us.astype("timedelta64[us]")
-    name = np.asarray(names, dtype=object)[rng.choice(len(names), n_events, p=weights / weights.sum())]
-    events = pd.DataFrame({"user_id": np.asarray(ids, dtype=object)[user], "event_name": name, "occurred_at": occurred})
+    name = np.asarray(names, dtype=object)[
+        rng.choice(len(names), n_events, p=weights / weights.sum())
+    ]
+    events = pd.DataFrame(
+        {
+            "user_id": np.asarray(ids, dtype=object)[user],
+            "event_name": name,
+            "occurred_at": occurred,
+        }
+    )
 
     def at(user_index: int, delta: pd.Timedelta, event_name: str) -> dict[str, Any]:
         return {
@@ -95,7 +108,11 @@ def edge_company(seed: int = 3, n_users: int = 120) -> dict[str, pd.DataFrame]:
         at(1, pd.Timedelta(hours=1), "page_view"),  # user created after as-of
         {"user_id": "ghost", "event_name": "ghost_only", "occurred_at": AS_OF},  # unknown user
         {"user_id": ids[4], "event_name": "page_view", "occurred_at": AS_OF},  # at as-of: counted
-        {"user_id": ids[4], "event_name": "page_view", "occurred_at": AS_OF + pd.Timedelta(microseconds=1)},
+        {
+            "user_id": ids[4],
+            "event_name": "page_view",
+            "occurred_at": AS_OF + pd.Timedelta(microseconds=1),
+        },
         {"user_id": ids[5], "event_name": None, "occurred_at": AS_OF - pd.Timedelta(hours=1)},
     ]
     # invoices only after a conversion: a post-conversion name
@@ -112,7 +129,11 @@ def edge_company(seed: int = 3, n_users: int = 120) -> dict[str, pd.DataFrame]:
     buyers = rng.integers(10, n_users, 300)
     moments = (day + pd.to_timedelta(rng.uniform(-40, 50, 300), unit="D")).astype("datetime64[us]")
     transactions = pd.DataFrame(
-        {"user_id": np.asarray(ids, dtype=object)[buyers], "occurred_at": moments, "amount": rng.gamma(2, 20, 300)}
+        {
+            "user_id": np.asarray(ids, dtype=object)[buyers],
+            "occurred_at": moments,
+            "amount": rng.gamma(2, 20, 300),
+        }
     )
     calibration_end = pd.Timestamp("2024-02-29 23:59:59.999999")
     special = [
@@ -129,7 +150,9 @@ def edge_company(seed: int = 3, n_users: int = 120) -> dict[str, pd.DataFrame]:
         [transactions, pd.DataFrame(special, columns=["user_id", "occurred_at", "amount"])],
         ignore_index=True,
     )
-    transactions.insert(0, "transaction_id", pd.array([f"t{i:05d}" for i in range(len(transactions))], dtype="str"))
+    transactions.insert(
+        0, "transaction_id", pd.array([f"t{i:05d}" for i in range(len(transactions))], dtype="str")
+    )
     transactions["user_id"] = pd.array(transactions["user_id"], dtype="str")
     transactions["occurred_at"] = transactions["occurred_at"].astype("datetime64[us]")
     return {"users": users, "events": events, "transactions": transactions}
@@ -152,9 +175,10 @@ def _copy_rows(table: Any, connection: Any, keys: list[str], rows: Any) -> None:
     pd.DataFrame(list(rows), columns=keys).to_csv(buffer, index=False, header=False)
     buffer.seek(0)
     columns = ", ".join(f'"{k}"' for k in keys)
-    with connection.connection.cursor() as cursor, cursor.copy(
-        f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)'
-    ) as copy:
+    with (
+        connection.connection.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy,
+    ):
         copy.write(buffer.read())
 
 
@@ -170,7 +194,9 @@ def to_postgres(tables: dict[str, pd.DataFrame], url: str, timezone_aware: bool 
             if timezone_aware:
                 for column in frame.columns:
                     if pd.api.types.is_datetime64_dtype(frame[column].dtype):
-                        frame[column] = frame[column].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo")
+                        frame[column] = (
+                            frame[column].dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo")
+                        )
             frame.to_sql(name, engine, index=False, method=_copy_rows, chunksize=200_000)
     finally:
         engine.dispose()

@@ -21,8 +21,8 @@ from insightos_utils.engines.sources import EngineTables, open_source
 from .conftest import (
     AS_OF,
     CALIBRATION_END,
-    ODD_NAMES,
     OBSERVATION_END,
+    ODD_NAMES,
     WINDOW_DAYS,
     edge_company,
     to_folder,
@@ -71,7 +71,9 @@ def memory_event_columns(
 
 def assert_same_aggregates(expected: pd.DataFrame, got: pd.DataFrame) -> None:
     assert list(got.columns) == list(expected.columns)
-    pd.testing.assert_frame_equal(got.sort_index(), expected, check_index_type=False, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(
+        got.sort_index(), expected, check_index_type=False, rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("case", ENGINE_CASES)
@@ -116,7 +118,9 @@ def test_edge_counts_follow_the_window_rule(tmp_path: Path) -> None:
     ).astype({"occurred_at": "datetime64[us]"})
     tables["events"] = pd.concat([events, extra], ignore_index=True)
     spec = features.fit_feature_spec(users, tables["events"], AS_OF, WINDOW_DAYS, min_event_users=3)
-    got = engines.event_aggregates(to_folder(tables, tmp_path / "lake"), spec, AS_OF, engine="duckdb")
+    got = engines.event_aggregates(
+        to_folder(tables, tmp_path / "lake"), spec, AS_OF, engine="duckdb"
+    )
     assert got.loc["u0003", "events_login"] == 2  # at signup and 1 us before the end
     assert got.loc["u0003", "days_active"] == 2  # day 0 and day 13
     assert got.loc["u0003", "distinct_event_types"] == 1

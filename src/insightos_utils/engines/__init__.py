@@ -20,9 +20,11 @@ from insightos_utils.engines.aggregates import (
 from insightos_utils.engines.choice import ENGINES, EngineSettings, choose_engine
 from insightos_utils.engines.rfm import rfm
 from insightos_utils.engines.sources import EngineTables, open_source
+from insightos_utils.engines.validation import DatabaseValidation, validate_database
 
 __all__ = [
     "ENGINES",
+    "DatabaseValidation",
     "EngineSettings",
     "EngineTables",
     "EventSpec",
@@ -33,4 +35,5 @@ __all__ = [
     "latest_timestamp",
     "open_source",
     "rfm",
+    "validate_database",
 ]

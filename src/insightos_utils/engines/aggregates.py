@@ -77,13 +77,17 @@ def _as_of(as_of: str | pd.Timestamp) -> pd.Timestamp:
         raise InputError(f"as_of: cannot parse {as_of!r} as an ISO 8601 timestamp") from error
 
 
-def _existing_users(tables: EngineTables, users: pd.DataFrame | None, as_of: pd.Timestamp) -> ir.Table:
+def _existing_users(
+    tables: EngineTables, users: pd.DataFrame | None, as_of: pd.Timestamp
+) -> ir.Table:
     """Users existing at as-of, with the conversion time known at as-of (else NULL)."""
     table = tables.users
     if users is not None:
         table = typed(ibis.memtable(users[list(USERS_COLUMNS)]), USERS_COLUMNS, "users")
     stamp = ibis.literal(as_of.to_pydatetime())
-    known = (table.status == "converted") & table.converted_at.notnull() & (table.converted_at <= stamp)
+    known = (
+        (table.status == "converted") & table.converted_at.notnull() & (table.converted_at <= stamp)
+    )
     return table.filter(table.created_at <= stamp).select(
         "user_id",
         "created_at",
@@ -100,7 +104,8 @@ def user_events(tables: EngineTables, users: ir.Table, as_of: pd.Timestamp) -> i
     joined = events.inner_join(users, "user_id")
     return joined.mutate(
         since_signup_us=joined.occurred_at.delta(joined.created_at, unit="microsecond"),
-        before_conversion=joined.conversion_at.isnull() | (joined.occurred_at < joined.conversion_at),
+        before_conversion=joined.conversion_at.isnull()
+        | (joined.occurred_at < joined.conversion_at),
     )
 
 
@@ -110,7 +115,11 @@ def in_window(events: ir.Table, window_days: int) -> ir.BooleanValue:
     if int(window_days) < 1:
         raise InputError(f"feature_window_days must be at least 1 day, got {window_days}")
     end = events.created_at + ibis.interval(days=int(window_days))
-    return (events.occurred_at >= events.created_at) & (events.occurred_at < end) & events.before_conversion
+    return (
+        (events.occurred_at >= events.created_at)
+        & (events.occurred_at < end)
+        & events.before_conversion
+    )
 
 
 def _column_codes(spec: EventSpec, name: ir.StringValue) -> tuple[ir.IntegerValue, list[str], int]:
@@ -172,7 +181,9 @@ def _existing_ids(
 ) -> pd.Index:
     if users is not None:
         created = pd.to_datetime(users["created_at"])
-        return pd.Index(users.loc[(created <= as_of).to_numpy(), "user_id"].to_numpy(), name="user_id")
+        return pd.Index(
+            users.loc[(created <= as_of).to_numpy(), "user_id"].to_numpy(), name="user_id"
+        )
     existing = _existing_users(tables, None, as_of).select("user_id")
     frame = tables.execute(existing)
     return pd.Index(np.sort(frame["user_id"].to_numpy(dtype=object)), name="user_id")

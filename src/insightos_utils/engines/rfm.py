@@ -29,7 +29,6 @@ from insightos_utils.engines.sources import EngineTables, opened
 from insightos_utils.errors import InputError
 
 UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}  # = ltv.UNIT_DAYS
-_EPOCH = np.datetime64("1970-01-01", "D")
 
 
 def _daily(transactions: ir.Table) -> ir.Table:
@@ -77,11 +76,11 @@ def rfm_expr(
 
 def _day_numbers(values: pd.Series) -> np.ndarray:
     """Dates (datetime.date or datetime64) as whole days since 1970-01-01."""
-    return (pd.to_datetime(values).to_numpy().astype("datetime64[D]") - _EPOCH).astype(np.int64)
+    return np.asarray(pd.to_datetime(values).to_numpy().astype("datetime64[D]").astype(np.int64))
 
 
 def _day_of(stamp: pd.Timestamp) -> int:
-    return int((np.datetime64(stamp.to_datetime64(), "D") - _EPOCH).astype(np.int64))
+    return int(np.datetime64(stamp.to_datetime64(), "D").astype(np.int64))
 
 
 def rfm(

@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from insightos_utils.engines.choice import EngineSettings, choose_engine, is_url
+from insightos_utils.engines.choice import EngineSettings, choose_engine
 from insightos_utils.errors import InputError, InsightOSError
 
 USERS_COLUMNS = ("user_id", "created_at", "status", "converted_at")
@@ -82,9 +82,7 @@ def typed(table: ir.Table, columns: tuple[str, ...], label: str) -> ir.Table:
             if kind.is_string():
                 column = column.cast(dt.Timestamp(timezone="UTC"))
                 kind = column.type()
-            if kind.is_timestamp() and kind.timezone is not None:
-                column = column.cast(dt.Timestamp())
-            elif kind.is_date():
+            if kind.is_timestamp() and kind.timezone is not None or kind.is_date():
                 column = column.cast(dt.Timestamp())
         elif name in _NUMBERS:
             column = column.cast(dt.float64)
@@ -197,12 +195,15 @@ def open_source(
     engine: str = "auto",
     settings: EngineSettings | None = None,
     spark: Any | None = None,
+    validation: Any | None = None,
 ) -> EngineTables:
     """The users, events and transactions of ``location`` (folder or SQL URL) on ``engine``.
 
     ``engine`` follows ``choose_engine``; ``"memory"`` is refused here (the in-memory path is
     the pandas code in the feature and RFM modules). ``spark``: an existing SparkSession to use
     (e.g. one on a cluster); by default a local one is started and stopped on ``close``.
+    ``validation``: the ``validation.DatabaseValidation`` of this database; when it rejected
+    or deduplicated rows, the engine reads the clean views (the rows ingest would keep).
     """
     settings = settings or EngineSettings()
     chosen = choose_engine(engine, location)
@@ -215,10 +216,19 @@ def open_source(
     if chosen == "source":
         backend = connect_database(str(location))
         closers.append(backend.disconnect)
-        users = backend.table("users")
-        events = backend.table("events")
-        transactions = backend.table("transactions") if "transactions" in backend.list_tables() else None
         description = str(location).split("@")[-1]
+        names = {"users": "users", "events": "events", "transactions": "transactions"}
+        if validation is not None and validation.drops_rows:
+            from insightos_utils.engines.validation import create_views
+
+            create_views(backend.con, description)
+            names = {name: f"insightos_clean_{name}" for name in names}
+        users = backend.table(names["users"])
+        events = backend.table(names["events"])
+        has_transactions = validation is None and "transactions" in backend.list_tables()
+        if validation is not None:
+            has_transactions = validation.report["tables"]["transactions"]["present"]
+        transactions = backend.table(names["transactions"]) if has_transactions else None
     else:
         folder = Path(location)
         if not folder.is_dir():
@@ -230,9 +240,13 @@ def open_source(
             backend, read, stop = _open_spark(folder, settings, spark)
             if stop is not None:
                 closers.append(stop)
-        paths = {name: _table_file(folder, name, name != "transactions") for name in
-                 ("users", "events", "transactions")}
-        users, events = read(paths["users"]), read(paths["events"])
+        paths = {
+            name: _table_file(folder, name, name != "transactions")
+            for name in ("users", "events", "transactions")
+        }
+        users_path, events_path = paths["users"], paths["events"]
+        assert users_path is not None and events_path is not None  # required: located or raised
+        users, events = read(users_path), read(events_path)
         transactions = read(paths["transactions"]) if paths["transactions"] else None
         description = str(folder)
     return EngineTables(
