@@ -80,7 +80,8 @@ def assert_same_aggregates(expected: pd.DataFrame, got: pd.DataFrame) -> None:
 def test_event_aggregates_equal_memory_on_edge_cases(case: str, open_on) -> None:
     tables = edge_company()
     source = open_on(case, tables)
-    for window_days, key_events in ((WINDOW_DAYS, None), (3, ["sign'up", "project_created"])):
+    keyed = ["sign'up", "project_created"]
+    for window_days, key_events in ((WINDOW_DAYS, None), (3, keyed), (90, None)):  # 90: no mask
         spec = features.fit_feature_spec(
             tables["users"], tables["events"], AS_OF, window_days, min_event_users=3,
             key_events=key_events,

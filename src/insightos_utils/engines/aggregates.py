@@ -142,31 +142,76 @@ def _column_codes(spec: EventSpec, name: ir.StringValue) -> tuple[ir.IntegerValu
     return code, columns, other
 
 
+BITMASK_DAYS = 62  # windows up to this many days count active days in one 64-bit mask
+
+
+@ibis.udf.agg.builtin(name="bit_or")
+def _bit_or(value: int) -> int:  # type: ignore[empty-body]
+    """SQL's BIT_OR aggregate (DuckDB, PostgreSQL and Spark all have it)."""
+
+
+def user_name_pairs(
+    tables: EngineTables, as_of: pd.Timestamp, window_days: int, users: pd.DataFrame | None = None
+) -> ir.Table:
+    """Per (user, event name) — everything the vocabulary and the event columns need, from one
+    pass over the events: ``events``, ``pre_conversion_events``, ``window_events``,
+    ``first_us`` (first counted event, microseconds since signup) and ``days_mask`` (bit d:
+    a counted event on day d since signup). Materialised once per open source and as-of
+    (a temporary table in the engine), so the vocabulary and the aggregates share it."""
+    key = ("pairs", as_of, int(window_days), None if users is None else id(users))
+    if key not in tables.cache:
+        events = user_events(tables, _existing_users(tables, users, as_of), as_of)
+        counted = in_window(events, window_days)
+        day = (events.since_signup_us // US_PER_DAY).cast("int32")
+        bit = ibis.ifelse(counted, ibis.literal(1).cast("int64") << day, 0)
+        pairs = events.group_by(["user_id", "event_name"]).aggregate(
+            events=events.count(),
+            pre_conversion_events=events.count(where=events.before_conversion),
+            window_events=events.count(where=counted),
+            first_us=events.since_signup_us.min(where=counted),
+            days_mask=_bit_or(bit),
+        )
+        tables.cache[key] = pairs.cache()
+    return tables.cache[key]
+
+
 def event_aggregates_expr(
     tables: EngineTables, spec: EventSpec, as_of: pd.Timestamp, users: pd.DataFrame | None = None
 ) -> tuple[ir.Table, list[str], dict[str, int]]:
-    """The per-user aggregate as one expression (columns ``c<i>``, ``k<j>`` positional, so
-    that long slugs never meet an identifier limit), the event columns and each key column's
-    position (-1 when its name has no own column)."""
-    existing = _existing_users(tables, users, as_of)
-    events = user_events(tables, existing, as_of)
-    code, columns, other = _column_codes(spec, events.event_name)
-    counted = events.filter(in_window(events, spec.window_days)).mutate(column=code)
-    counted = counted.filter(counted.column >= 0)
-    per_column = counted.group_by(["user_id", "column"]).aggregate(
-        n=counted.count(), first_us=counted.since_signup_us.min()
-    )
+    """The per-user aggregate as one expression: ``c<i>`` (count of column i), ``k<j>`` (first
+    microsecond of key j) and ``days_mask`` (windows up to ``BITMASK_DAYS``, from the shared
+    ``user_name_pairs``) or ``days_active`` (longer windows: distinct days counted directly).
+    Positional names keep long slugs clear of identifier limits. Also returns the event
+    columns and each key column's position (-1 when its name has no own column)."""
     key_position = {}
+    columns = list(spec.event_feature_columns)
     for key_column, raw in spec.key_events.items():
         target = spec.event_columns.get(raw, "")
         found = columns.index(target) if target in columns else -1
-        key_position[key_column] = -1 if found == other else found
-    metrics = {f"c{i}": per_column.n.sum(where=per_column.column == i) for i in range(len(columns))}
-    metrics["distinct_event_types"] = per_column.count()
+        key_position[key_column] = -1 if target == OTHER_COLUMN else found
+    if int(spec.window_days) <= BITMASK_DAYS:
+        pairs = user_name_pairs(tables, as_of, spec.window_days, users)
+        code, columns, _ = _column_codes(spec, pairs.event_name)
+        coded = pairs.filter(pairs.window_events > 0).mutate(column=code)
+        coded = coded.filter(coded.column >= 0)
+        metrics: dict[str, ir.Scalar] = {
+            f"c{i}": coded.window_events.sum(where=coded.column == i) for i in range(len(columns))
+        }
+        for j, position in enumerate(key_position.values()):
+            if position >= 0:
+                metrics[f"k{j}"] = coded.first_us.min(where=coded.column == position)
+        metrics["days_mask"] = _bit_or(coded.days_mask)
+        return coded.group_by("user_id").aggregate(**metrics), columns, key_position
+    existing = _existing_users(tables, users, as_of)
+    events = user_events(tables, existing, as_of)
+    code, columns, _ = _column_codes(spec, events.event_name)
+    counted = events.filter(in_window(events, spec.window_days)).mutate(column=code)
+    counted = counted.filter(counted.column >= 0)
+    metrics = {f"c{i}": counted.count(where=counted.column == i) for i in range(len(columns))}
     for j, position in enumerate(key_position.values()):
         if position >= 0:
-            metrics[f"k{j}"] = per_column.first_us.min(where=per_column.column == position)
-    per_user = per_column.group_by("user_id").aggregate(**metrics)
+            metrics[f"k{j}"] = counted.since_signup_us.min(where=counted.column == position)
+    per_user = counted.group_by("user_id").aggregate(**metrics)
     days = (
         counted.select("user_id", day=counted.since_signup_us // US_PER_DAY)
         .distinct()
@@ -174,6 +219,15 @@ def event_aggregates_expr(
         .aggregate(days_active=ibis._.count())
     )
     return per_user.inner_join(days, "user_id"), columns, key_position
+
+
+def _popcount(masks: np.ndarray) -> np.ndarray:
+    """Set bits of each int64 (the active days of a mask)."""
+    bits = masks.astype(np.uint64)
+    count = np.zeros(len(bits), dtype=np.int64)
+    for shift in range(64):
+        count += ((bits >> np.uint64(shift)) & np.uint64(1)).astype(np.int64)
+    return count
 
 
 def _existing_ids(
@@ -214,8 +268,14 @@ def event_aggregates(
     table = pd.DataFrame(index=index)
     for i, column in enumerate(columns):
         table[column] = result[f"c{i}"].fillna(0).to_numpy(dtype=np.int64).astype(np.int32)
-    for name in ("distinct_event_types", "days_active"):
-        table[name] = result[name].fillna(0).to_numpy(dtype=np.int64).astype(np.int32)
+    counts = table[columns].to_numpy()
+    table["distinct_event_types"] = (counts > 0).sum(axis=1).astype(np.int32)
+    if "days_mask" in result.columns:
+        masks = result["days_mask"].fillna(0).to_numpy(dtype=np.int64)
+        table["days_active"] = _popcount(masks).astype(np.int32)
+    else:
+        days_active = result["days_active"].fillna(0).to_numpy(dtype=np.int64)
+        table["days_active"] = days_active.astype(np.int32)
     cap_hours = float(int(spec.window_days) * 24)
     for j, (key_column, position) in enumerate(key_position.items()):
         hours = np.full(len(table), np.inf)
@@ -232,20 +292,13 @@ def event_aggregates(
 def vocabulary_expr(
     tables: EngineTables, as_of: pd.Timestamp, window_days: int, users: pd.DataFrame | None = None
 ) -> ir.Table:
-    """Per event name: ``events``, ``pre_conversion_events``, ``window_users``."""
-    events = user_events(tables, _existing_users(tables, users, as_of), as_of)
-    seen = events.group_by("event_name").aggregate(
-        events=events.count(), pre_conversion_events=events.count(where=events.before_conversion)
-    )
-    windowed = events.filter(in_window(events, window_days))
-    coverage = (
-        windowed.select("event_name", "user_id")
-        .distinct()
-        .group_by("event_name")
-        .aggregate(window_users=ibis._.count())
-    )
-    return seen.left_join(coverage, "event_name").select(
-        "event_name", "events", "pre_conversion_events", "window_users"
+    """Per event name: ``events``, ``pre_conversion_events``, ``window_users`` (a small
+    aggregate over ``user_name_pairs``)."""
+    pairs = user_name_pairs(tables, as_of, window_days, users)
+    return pairs.group_by("event_name").aggregate(
+        events=pairs.events.sum(),
+        pre_conversion_events=pairs.pre_conversion_events.sum(),
+        window_users=pairs.count(where=pairs.window_events > 0),
     )
 
 

@@ -46,13 +46,23 @@ class EngineTables:
     transactions: ir.Table | None
     description: str
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # results reused by calls
 
     def execute(self, expression: ir.Expr) -> Any:
-        """Run ``expression`` on this engine; a pandas DataFrame (or scalar) comes back."""
+        """Run ``expression`` on this engine; a pandas DataFrame (or scalar) comes back.
+
+        Tables travel as Arrow (ibis' own pandas conversion goes through Python lists for
+        columns with nulls: seconds per million rows)."""
+        if isinstance(expression, ir.Table):
+            return self.backend.to_pyarrow(expression).to_pandas()
         return self.backend.execute(expression)
 
     def close(self) -> None:
         """Release the connection (and a Spark session this module started)."""
+        for cached in self.cache.values():
+            with contextlib.suppress(Exception):
+                cached.release()
+        self.cache.clear()
         while self._closers:
             with contextlib.suppress(Exception):
                 self._closers.pop()()
@@ -111,6 +121,7 @@ def _open_duckdb(folder: Path, settings: EngineSettings) -> tuple[Any, Callable[
     if settings.threads:
         config["threads"] = int(settings.threads)
     backend = ibis.duckdb.connect(**config)
+    backend.raw_sql("SET enable_progress_bar = false")
 
     def read(path: Path) -> Any:
         if path.suffix == ".parquet":
@@ -129,6 +140,7 @@ def spark_session(settings: EngineSettings) -> Any:
         .appName("insightos")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(max(2, 2 * (settings.threads or 2))))
         .config("spark.local.dir", settings.spill_directory())
     )
