@@ -13,8 +13,8 @@ included), figures into reports/benchmarks.json under ``engines``:
    aggregates computed inside PostgreSQL against pulling the rows into pandas
    (``pd.read_sql``) and computing in memory; time and peak RSS of each; equal tables.
 
-The data is ``insightos synth --format parquet`` (a contract-clean company, so no ingest step),
-scaled out with DuckDB: the synthetic company is copied with suffixed ids until it has the
+The data is ``insightos synth --format parquet`` (a contract-clean company, so no ingest step;
+timestamps written tz-naive UTC as ingest writes them), scaled out with DuckDB: the synthetic company is copied with suffixed ids until it has the
 users asked for, and each user's events are repeated (shifted by 17 minutes per copy, new
 event ids) until the events table has the rows asked for. Everything generated is deleted.
 
@@ -83,7 +83,7 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
     base_events = con.execute(
         f"SELECT count(*) FROM read_parquet('{base}/events.parquet')"
     ).fetchone()[0]
-    factor = n_events / (base_events * copies)
+    factor = n_events / (base_events * n_users / base_users)  # events per copied event
     whole, part = int(math.floor(factor)), factor - math.floor(factor)
     replicas = whole + (1 if part > 0 else 0)
     keep_part = int(round(part * 1_000_000))
@@ -94,7 +94,8 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
     )
     con.execute(
         f"""COPY (
-          SELECT u.user_id || '~' || c.i AS user_id, created_at, status, converted_at, marketing
+          SELECT u.user_id || '~' || c.i AS user_id, created_at::TIMESTAMP AS created_at, status,
+                 converted_at::TIMESTAMP AS converted_at, marketing
           FROM read_parquet('{base}/users.parquet') u, range({copies}) c(i)
           ORDER BY c.i, u.user_id LIMIT {n_users}
         ) TO '{folder}/users.parquet' (FORMAT parquet)"""
@@ -102,7 +103,7 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
     con.execute(
         f"""COPY (
           SELECT e.event_id || '~' || c.i || '~' || r.j AS event_id, e.user_id || '~' || c.i AS user_id,
-                 event_name, occurred_at + r.j * INTERVAL 17 MINUTE AS occurred_at
+                 event_name, occurred_at::TIMESTAMP + r.j * INTERVAL 17 MINUTE AS occurred_at
           FROM read_parquet('{base}/events.parquet') e, range({copies}) c(i), range({replicas}) r(j)
           WHERE (r.j < {whole} OR hash(e.event_id, c.i) % 1000000 < {keep_part}){partial}
         ) TO '{folder}/events.parquet' (FORMAT parquet)"""
@@ -110,7 +111,7 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
     con.execute(
         f"""COPY (
           SELECT t.transaction_id || '~' || c.i AS transaction_id, t.user_id || '~' || c.i AS user_id,
-                 occurred_at, amount
+                 occurred_at::TIMESTAMP AS occurred_at, amount
           FROM read_parquet('{base}/transactions.parquet') t, range({copies}) c(i)
         ) TO '{folder}/transactions.parquet' (FORMAT parquet)"""
     )
