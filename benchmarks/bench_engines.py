@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CHILD_PEAK_RSS, measure_in_subprocess, record  # noqa: E402
+from _common import CHILD_PEAK_RSS, RESULTS, measure_in_subprocess, record  # noqa: E402
 
 BASE_USERS = 250_000  # one synth company; larger sizes are copies of it
 VENV_BIN = Path(sys.executable).parent
@@ -425,6 +425,10 @@ def main() -> None:
                 figures["postgres_pushdown"] = {"skipped": "INSIGHTOS_TEST_DATABASE_URL is not set"}
     print(json.dumps(figures, indent=2), file=sys.stderr)
     stage = "engines" if args.scale == 1.0 else f"engines_scale_{args.scale:g}"
+    if RESULTS.exists():  # --only runs add their part to what earlier runs recorded
+        earlier = json.loads(RESULTS.read_text()).get("stages", {}).get(stage, {})
+        earlier.pop("measured_at", None)
+        figures = {**earlier, **figures}
     record(stage, figures)
 
 
