@@ -36,6 +36,9 @@ def test_auto_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert engines.choose_engine("auto", url) == "source"
     assert engines.choose_engine("auto", "sqlite:///company.sqlite") == "memory"
     assert engines.choose_engine("spark", tmp_path / "large") == "spark"
+    assert engines.choose_engine("auto", "s3a://bucket/company") == "spark"
+    with pytest.raises(InputError, match="lake URI"):
+        engines.choose_engine("duckdb", "gs://bucket/company")
 
 
 def test_explicit_engines_checked_against_the_source(tmp_path: Path) -> None:
@@ -73,3 +76,18 @@ def test_duckdb_resources_are_applied(tmp_path: Path) -> None:
         spill = source.backend.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
     assert limit.replace(" ", "") in ("286.1MiB", "300.0MB") and int(threads) == 1
     assert spill == str(tmp_path / "spill")
+
+
+@pytest.mark.slow
+def test_spark_reads_a_lake_uri(tmp_path: Path, spark) -> None:
+    """A lake given as a URI (here ``file://``; ``s3a://`` etc. on a cluster) goes to Spark."""
+    tables = edge_company()
+    spec = features.fit_feature_spec(tables["users"], tables["events"], AS_OF, WINDOW_DAYS, 3)
+    folder = to_folder(tables, tmp_path / "lake")
+    with engines.open_source(f"file://{folder}", "auto", spark=spark) as source:
+        assert source.engine == "spark" and source.transactions is not None
+        got = engines.event_aggregates(source, spec, AS_OF)
+    expected = features.build_feature_table(tables["users"], tables["events"], spec, AS_OF)
+    pd.testing.assert_frame_equal(
+        got, expected[list(got.columns)].sort_index(), check_index_type=False
+    )

@@ -10,8 +10,10 @@ The rule for ``[data] engine = "auto"`` (``choose_engine``):
   ``AUTO_DUCKDB_CSV_BYTES``.
 - any other folder → ``"memory"`` (today's numpy path: fastest on small data, no start-up).
 
-``"spark"`` is never chosen automatically: a Spark cluster is something a user points at on
-purpose. An explicit ``"memory"``, ``"duckdb"``, ``"source"`` or ``"spark"`` is taken as given,
+- a lake URI (``s3a://``, ``gs://``, ``hdfs://``, ``abfss://``, ``file://``) → ``"spark"``.
+
+Otherwise ``"spark"`` is never chosen automatically: a Spark cluster is something a user points
+at on purpose. An explicit ``"memory"``, ``"duckdb"``, ``"source"`` or ``"spark"`` is taken as given,
 checked against the kind of source (``"source"`` needs a URL; ``"duckdb"`` and ``"spark"`` a
 folder).
 """
@@ -52,9 +54,17 @@ class EngineSettings:
         return folder
 
 
+LAKE_SCHEMES: tuple[str, ...] = ("s3", "s3a", "gs", "hdfs", "abfs", "abfss", "file")
+
+
+def is_lake_uri(location: str | Path) -> bool:
+    """True for a lake folder URI (``s3a://bucket/company``, ``hdfs://...``): Spark reads it."""
+    return isinstance(location, str) and location.split("://", 1)[0] in LAKE_SCHEMES
+
+
 def is_url(location: str | Path) -> bool:
-    """True for a SQLAlchemy-style URL (``scheme://...``), False for a folder path."""
-    return isinstance(location, str) and "://" in location
+    """True for a SQLAlchemy-style database URL (``scheme://...``, not a lake URI)."""
+    return isinstance(location, str) and "://" in location and not is_lake_uri(location)
 
 
 def _events_size(folder: Path) -> tuple[int | None, int | None]:
@@ -74,6 +84,8 @@ def choose_engine(requested: str, location: str | Path) -> str:
     if requested == "auto":
         if url:
             return "memory" if str(location).startswith("sqlite") else "source"
+        if is_lake_uri(location):
+            return "spark"
         rows, size = _events_size(Path(location))
         large = (rows or 0) > AUTO_DUCKDB_EVENTS or (size or 0) > AUTO_DUCKDB_CSV_BYTES
         return "duckdb" if large else "memory"
@@ -81,6 +93,11 @@ def choose_engine(requested: str, location: str | Path) -> str:
         raise InputError(
             f"[data] engine = 'source' computes inside a database, but {location} is a folder; "
             "give --source URL, or choose engine 'duckdb' for a folder"
+        )
+    if requested == "duckdb" and is_lake_uri(location):
+        raise InputError(
+            f"[data] engine = 'duckdb' reads local folders; {location} is a lake URI: "
+            "choose engine 'spark' (or 'auto')"
         )
     if requested in ("duckdb", "spark") and url:
         raise InputError(

@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from insightos_utils.engines.choice import EngineSettings, choose_engine
+from insightos_utils.engines.choice import EngineSettings, choose_engine, is_lake_uri
 from insightos_utils.errors import InputError, InsightOSError
 
 USERS_COLUMNS = ("user_id", "created_at", "status", "converted_at")
@@ -111,7 +111,7 @@ def _table_file(folder: Path, name: str, required: bool) -> Path | None:
     return found[0] if found else None
 
 
-def _open_duckdb(folder: Path, settings: EngineSettings) -> tuple[Any, Callable[[Path], Any]]:
+def _open_duckdb(folder: Path, settings: EngineSettings) -> tuple[Any, Callable[[Path | str], Any]]:
     config: dict[str, Any] = {
         "temp_directory": settings.spill_directory(),
         "preserve_insertion_order": False,  # lets aggregations stream and spill
@@ -123,7 +123,8 @@ def _open_duckdb(folder: Path, settings: EngineSettings) -> tuple[Any, Callable[
     backend = ibis.duckdb.connect(**config)
     backend.raw_sql("SET enable_progress_bar = false")
 
-    def read(path: Path) -> Any:
+    def read(path: Path | str) -> Any:
+        path = Path(path)
         if path.suffix == ".parquet":
             return backend.read_parquet(path)
         return backend.read_csv(path, all_varchar=True)
@@ -150,14 +151,16 @@ def spark_session(settings: EngineSettings) -> Any:
 
 
 def _open_spark(
-    folder: Path, settings: EngineSettings, session: Any | None
-) -> tuple[Any, Callable[[Path], Any], Callable[[], None] | None]:
+    settings: EngineSettings, session: Any | None
+) -> tuple[Any, Callable[[Path | str], Any], Callable[[], None] | None]:
     spark = session or spark_session(settings)
     backend = ibis.pyspark.connect(spark)
 
-    def read(path: Path) -> Any:
-        view = f"insightos_{path.stem}"
-        if path.suffix == ".parquet":
+    def read(path: Path | str) -> Any:
+        name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        stem, _, suffix = name.rpartition(".")
+        view = f"insightos_{stem}"
+        if suffix == "parquet":
             frame = spark.read.parquet(str(path))
         else:
             frame = spark.read.option("header", True).option("multiLine", True).csv(str(path))
@@ -241,6 +244,17 @@ def open_source(
         if validation is not None:
             has_transactions = validation.report["tables"]["transactions"]["present"]
         transactions = backend.table(names["transactions"]) if has_transactions else None
+    elif is_lake_uri(location):  # a lake on a cluster: Spark reads <table>.parquet there
+        backend, read, stop = _open_spark(settings, spark)
+        if stop is not None:
+            closers.append(stop)
+        description = str(location).rstrip("/")
+        users = read(f"{description}/users.parquet")
+        events = read(f"{description}/events.parquet")
+        try:
+            transactions = read(f"{description}/transactions.parquet")
+        except Exception:  # Spark's AnalysisException: the optional table is not there
+            transactions = None
     else:
         folder = Path(location)
         if not folder.is_dir():
@@ -249,7 +263,7 @@ def open_source(
             backend, read = _open_duckdb(folder, settings)
             closers.append(backend.disconnect)
         else:
-            backend, read, stop = _open_spark(folder, settings, spark)
+            backend, read, stop = _open_spark(settings, spark)
             if stop is not None:
                 closers.append(stop)
         paths = {
