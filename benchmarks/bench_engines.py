@@ -126,19 +126,7 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
     return counts
 
 
-MEMORY_CHILD = (
-    CHILD_PEAK_RSS
-    + """
-import time
-import pandas as pd
-from insightos_utils import contract, features
-start = time.perf_counter()
-users = pd.read_parquet(FOLDER + "/users.parquet")
-events = pd.read_parquet(FOLDER + "/events.parquet", columns=["user_id", "event_name", "occurred_at"])
-for frame, columns in ((users, ("created_at", "converted_at")), (events, ("occurred_at",))):
-    for column in columns:
-        if getattr(frame[column].dt, "tz", None) is not None:
-            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+_IN_MEMORY = """
 fields = contract.marketing_fields(users["marketing"])
 for name in contract.MARKETING_FIELDS:
     users[name] = fields[name].to_numpy()
@@ -154,7 +142,23 @@ table[columns].to_parquet(OUT + "/memory.parquet")
 spec.to_json(OUT + "/spec.json")
 _report(seconds, read_s=round(read_seconds, 3), fit_s=round(fit_seconds, 3),
         build_s=round(seconds - read_seconds - fit_seconds, 3), rows=len(table), as_of=str(as_of))
+"""  # today's path, after the tables are read: what 02_eda does
+
+MEMORY_CHILD = (
+    CHILD_PEAK_RSS
+    + """
+import time
+import pandas as pd
+from insightos_utils import contract, features
+start = time.perf_counter()
+users = pd.read_parquet(FOLDER + "/users.parquet")
+events = pd.read_parquet(FOLDER + "/events.parquet", columns=["user_id", "event_name", "occurred_at"])
+for frame, columns in ((users, ("created_at", "converted_at")), (events, ("occurred_at",))):
+    for column in columns:
+        if getattr(frame[column].dt, "tz", None) is not None:
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
 """
+    + _IN_MEMORY
 )
 
 ENGINE_CHILD = (
@@ -191,20 +195,8 @@ engine = sa.create_engine(URL)
 with engine.connect() as connection:
     users = pd.read_sql_query("SELECT * FROM users", connection)
     events = pd.read_sql_query("SELECT user_id, event_name, occurred_at FROM events", connection)
-fields = contract.marketing_fields(users["marketing"])
-for name in contract.MARKETING_FIELDS:
-    users[name] = fields[name].to_numpy()
-read_seconds = time.perf_counter() - start
-events = features.encode_events(events)
-as_of = features.resolve_as_of(users, events, None)
-spec = features.fit_feature_spec(users, events, as_of)
-table = features.build_feature_table(users, events, spec, as_of)
-seconds = time.perf_counter() - start
-columns = [*spec.event_feature_columns, *features.BEHAVIOURAL_COLUMNS, *spec.key_events]
-table[columns].to_parquet(OUT + "/memory.parquet")
-spec.to_json(OUT + "/spec.json")
-_report(seconds, read_s=round(read_seconds, 3), rows=len(table), as_of=str(as_of))
 """
+    + _IN_MEMORY
 )
 
 
@@ -223,27 +215,29 @@ def equal_tables(out: Path, engine: str) -> bool:
     return True
 
 
-def side_by_side(work: Path, n_users: int, n_events: int, repeats: int) -> dict[str, Any]:
+def _generate(work: Path, n_users: int, n_events: int) -> tuple[Path, Path, dict[str, Any]]:
+    """The lake (timed), an output folder, and the figures so far."""
     lake = work / "lake"
     start = time.perf_counter()
     counts = make_lake(lake, n_users, n_events)
-    figures: dict[str, Any] = {**counts, "generate_s": round(time.perf_counter() - start, 1)}
     out = work / "out"
     out.mkdir()
+    return lake, out, {**counts, "generate_s": round(time.perf_counter() - start, 1)}
+
+
+def _engine_child(location: str, engine: str, out: Path, work: Path, limit: str | None) -> str:
+    spill = str(work / "spill")
+    return _params(LOCATION=location, ENGINE=engine, OUT=str(out), MEMORY_LIMIT=limit, SPILL=spill)
+
+
+def side_by_side(work: Path, n_users: int, n_events: int, repeats: int) -> dict[str, Any]:
+    lake, out, figures = _generate(work, n_users, n_events)
     figures["load_before"] = load_average()
     figures["memory"] = measure_in_subprocess(
         _params(FOLDER=str(lake), OUT=str(out)) + MEMORY_CHILD, repeats
     )
     figures["duckdb"] = measure_in_subprocess(
-        _params(
-            LOCATION=str(lake),
-            ENGINE="duckdb",
-            OUT=str(out),
-            MEMORY_LIMIT=None,
-            SPILL=str(work / "spill"),
-        )
-        + ENGINE_CHILD,
-        repeats,
+        _engine_child(str(lake), "duckdb", out, work, None) + ENGINE_CHILD, repeats
     )
     figures["load_after"] = load_average()
     figures["equal_tables"] = equal_tables(out, "duckdb")
@@ -255,12 +249,7 @@ def side_by_side(work: Path, n_users: int, n_events: int, repeats: int) -> dict[
 
 
 def out_of_core(work: Path, n_users: int, n_events: int, memory_limit: str) -> dict[str, Any]:
-    lake = work / "lake"
-    start = time.perf_counter()
-    counts = make_lake(lake, n_users, n_events)
-    figures: dict[str, Any] = {**counts, "generate_s": round(time.perf_counter() - start, 1)}
-    out = work / "out"
-    out.mkdir()
+    lake, out, figures = _generate(work, n_users, n_events)
     # the spec of a small sample of the same company (the spec is a few names; fitting it on
     # 200M events in memory is what this engine exists to avoid)
     sample = work / "sample"
@@ -274,14 +263,7 @@ def out_of_core(work: Path, n_users: int, n_events: int, memory_limit: str) -> d
     figures["memory_limit"] = memory_limit
     figures["load_before"] = load_average()
     figures["duckdb"] = measure_in_subprocess(
-        _params(
-            LOCATION=str(lake),
-            ENGINE="duckdb",
-            OUT=str(out),
-            MEMORY_LIMIT=memory_limit,
-            SPILL=str(work / "spill"),
-        )
-        + ENGINE_CHILD,
+        _engine_child(str(lake), "duckdb", out, work, memory_limit) + ENGINE_CHILD,
         1,
     )
     figures["load_after"] = load_average()
@@ -368,14 +350,7 @@ def postgres_pushdown(
             _params(URL=schema_url, OUT=str(out)) + PULL_CHILD, repeats
         )
         figures["pushdown"] = measure_in_subprocess(
-            _params(
-                LOCATION=schema_url,
-                ENGINE="source",
-                OUT=str(out),
-                MEMORY_LIMIT=None,
-                SPILL=str(work / "spill"),
-            )
-            + ENGINE_CHILD,
+            _engine_child(schema_url, "source", out, work, None) + ENGINE_CHILD,
             repeats,
         )
         figures["load_after"] = load_average()
