@@ -2,7 +2,7 @@
 1,000,000 leads with explanations (goal < 10 s).
 
 Inputs are generated here: synth's company (``generate_company``, default profile) with the
-acquisition columns ingest adds (``contract.marketing_fields``), then the real feature table
+acquisition columns ingest adds (``ingest.fastpath.marketing_fields``), then the real feature table
 (``features``) and EDA decisions (``eda``). Training is timed exactly as the notebook runs it
 (``modeling.train_lead_models``: time split, time-ordered tuning of both grids, champion,
 calibration). Scoring is ``scoring.score_leads`` (probabilities, grades, ranks and the readable
@@ -25,6 +25,7 @@ from _common import CHILD_PEAK_RSS, measure_in_subprocess, record
 
 import insightos_utils._openmp  # noqa: F401  (before scikit-learn and xgboost load)
 from insightos_utils import contract, eda, features, modeling, synth
+from insightos_utils.ingest import fastpath
 
 GOAL_TRAIN_SECONDS = 60.0
 GOAL_SCORE_SECONDS = 10.0
@@ -34,7 +35,7 @@ def feature_table(n_users: int, seed: int, spec: features.FeatureSpec | None = N
     """(users, events, spec, feature table) of a synthetic company of ``n_users``."""
     company = synth.generate_company(n_users=n_users, seed=seed)
     users = company["users"]
-    fields = contract.marketing_fields(users["marketing"])
+    fields = fastpath.marketing_fields(users["marketing"])
     for name in contract.MARKETING_FIELDS:
         users[name] = fields[name].to_numpy()
     events = features.encode_events(company["events"].drop_duplicates("event_id"))

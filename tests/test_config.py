@@ -14,7 +14,7 @@ from insightos_utils.config import (
 )
 from insightos_utils.errors import InputError
 
-NOTEBOOK_ONLY_PARAMETERS = {"run_dir"}  # where the run writes: not a setting
+NOTEBOOK_ONLY_PARAMETERS = {"run_dir", "previous_run_dir"}  # per-run folders: not settings
 
 
 def test_checked_in_config_holds_every_key_with_its_default(repo_root: Path) -> None:

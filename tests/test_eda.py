@@ -252,8 +252,8 @@ def test_a_company_with_other_event_names_gets_the_same_treatment() -> None:
     """The second synthetic profile (other seed, event names and campaigns): its own
     post-conversion events are found and its own verification pair is dropped for linear."""
     synth = pytest.importorskip("insightos_utils.synth")
-    from insightos_utils.contract import marketing_fields
     from insightos_utils.features import build_feature_table, fit_feature_spec
+    from insightos_utils.ingest.fastpath import marketing_fields
 
     company = synth.generate_company(n_users=4000, seed=7, profile="crm")
     users = company["users"].join(marketing_fields(company["users"]["marketing"]))

@@ -356,8 +356,8 @@ def test_lead_scoring_notebook_runs_on_a_company_with_other_event_names(
     assert card["feature_window_days"] == 14
     assert len(card["data_hash"]) == 64
     assert card["backtest"]["open_leads_scored"] > 0
-    crm_events = set(synth._profile("crm").event_names)
-    projects_events = set(synth._profile("projects").event_names) - crm_events
+    crm_events = set(synth.PROFILES["crm"].event_names)
+    projects_events = set(synth.PROFILES["projects"].event_names) - crm_events
     assert set(card["leakage_audit"]["excluded_post_conversion_events"]) <= crm_events
     scored = pd.read_csv(run_dir / "scored_leads.csv")
     assert list(scored.columns[:7]) == list(scoring.SCORED_COLUMNS)  # (checked in test_scoring)

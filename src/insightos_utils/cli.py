@@ -82,21 +82,22 @@ def _ingest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-reject-share",
         type=float,
-        default=0.01,
-        help="stop (exit 2) when a table has more than this share of rejected rows (default 0.01)",
+        default=None,
+        help="stop (exit 2) when a table has more than this share of rejected rows "
+        "(default [data] max_reject_share, 0.01)",
     )
+    p.add_argument("--config", type=Path, help="configuration file (default ./insightos.toml)")
     p.set_defaults(handler=_ingest)
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from insightos_utils.config import find_config, load_config
     from insightos_utils.ingest import ingest
 
-    report = ingest(
-        args.out,
-        raw_dir=args.raw,
-        source_url=args.source,
-        max_reject_share=args.max_reject_share,
+    config = load_config(find_config(args.config)).with_overrides(
+        source="command line", max_reject_share=args.max_reject_share
     )
+    report = ingest(args.out, raw_dir=args.raw, source_url=args.source, config=config.data)
     for name, entry in report["tables"].items():
         if not entry["present"]:
             print(f"insightos ingest: {name}: absent (optional)", file=sys.stderr)
@@ -107,6 +108,10 @@ def _ingest(args: argparse.Namespace) -> int:
             f"({entry['rows_read']} read, {entry['duplicates']} duplicates{rejected})",
             file=sys.stderr,
         )
+        if entry.get("user_rejected_cause"):
+            print(f"insightos ingest: {name}: {entry['user_rejected_cause']}", file=sys.stderr)
+    for warning in report.get("warnings") or []:
+        print(f"insightos ingest: warning: {warning['message']}", file=sys.stderr)
     print(
         f"insightos ingest: Parquet and {args.out / 'ingest_report.json'} written", file=sys.stderr
     )

@@ -38,14 +38,9 @@ import pandas as pd
 from scipy.special import expit, gammaln, hyp2f1
 from tqdm import tqdm
 
-from insightos_utils.contract import (
-    NO_CAMPAIGN,
-    marketing_fields,
-    parse_numbers,
-    parse_timestamp,
-    parse_timestamps,
-)
+from insightos_utils.contract import NO_CAMPAIGN, parse_timestamp
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.ingest.fastpath import marketing_fields, parse_numbers, parse_timestamps
 from insightos_utils.io_utils import atomic_write_many, json_text
 
 UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}

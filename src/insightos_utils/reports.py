@@ -27,6 +27,7 @@ RUNS_FOLDER = "runs"
 LATEST = "latest"
 LATEST_SCORES = "latest_scores"
 FAILED_SUFFIX = ".failed"
+INTERRUPTED_SUFFIX = ".interrupted"
 SCORE_SUFFIX = "-score"
 
 # Cells a reader never sees: papermill's parameter cells and error banner, cells tagged to hide.
@@ -58,9 +59,46 @@ def read_json(path: str | Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+RUN_META_DEFAULTS: dict[str, Any] = {
+    "run_id": "",
+    "kind": "full",
+    "status": "unknown",
+    "started_at": None,
+    "finished_at": None,
+    "config": {},
+    "notebooks": [],
+    "stages": {},
+    "ingest_warnings": [],
+    "error": None,
+}
+
+
+def normalise_run_meta(document: dict[str, Any], folder_name: str = "") -> dict[str, Any]:
+    """A run.json with every field a reader uses present and of its type (a killed or older run
+    may lack some, or hold null): readers never have to guard."""
+    meta = dict(document)
+    for key, default in RUN_META_DEFAULTS.items():
+        value = meta.get(key)
+        if value is None or (default is not None and not isinstance(value, type(default))):
+            meta[key] = default.copy() if isinstance(default, dict | list) else default
+    if not meta["run_id"]:
+        meta["run_id"] = folder_name
+    if not isinstance(meta["started_at"], str):
+        meta["started_at"] = None
+    meta["notebooks"] = [nb for nb in meta["notebooks"] if isinstance(nb, dict)]
+    meta["ingest_warnings"] = [w for w in meta["ingest_warnings"] if isinstance(w, dict)]
+    meta["stages"] = {k: v for k, v in meta["stages"].items() if isinstance(v, dict)}
+    if meta["error"] is not None and not isinstance(meta["error"], dict):
+        meta["error"] = {"message": str(meta["error"])}
+    return meta
+
+
 def read_run_meta(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run folder's ``run.json``, or None when it is missing or unreadable."""
-    return read_json(Path(run_dir) / RUN_META)
+    """A run folder's ``run.json`` (normalised), or None when it is missing or unreadable."""
+    document = read_json(Path(run_dir) / RUN_META)
+    if document is None:
+        return None
+    return normalise_run_meta(document, Path(run_dir).resolve().name)
 
 
 # --- notebook HTML -----------------------------------------------------------------------------
@@ -165,8 +203,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _time_label(value: str | None) -> str:
-    if not value:
+def _time_label(value: Any) -> str:
+    if not value or not isinstance(value, str):
         return ""
     try:
         moment = datetime.fromisoformat(value)
@@ -177,12 +215,12 @@ def _time_label(value: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _day_label(value: str | None) -> str:
-    return (value or "")[:10]
+def _day_label(value: Any) -> str:
+    return value[:10] if isinstance(value, str) else ""
 
 
-def _window_label(window: dict[str, Any] | None) -> str:
-    if not window or not window.get("start"):
+def _window_label(window: Any) -> str:
+    if not isinstance(window, dict) or not window.get("start"):
         return ""
     return f"{_day_label(window['start'])} to {_day_label(window.get('end'))}"
 
@@ -355,6 +393,7 @@ def write_run_summary(
     For a failed run the page says why it failed and shows none of its partial results.
     """
     run_dir = Path(run_dir)
+    run = normalise_run_meta(run, run_dir.name)
     changes: list[dict[str, str]] = []
     change_sentences: list[str] = []
     leads: list[dict[str, str]] = []
@@ -374,13 +413,15 @@ def write_run_summary(
             spend_sentence = ltv_params.get("recommendation") or spend_sentence
     notebooks = [
         {
-            "html": nb["html"],
-            "title": nb.get("title") or nb["name"],
-            "seconds": f"{nb.get('seconds', 0):.0f} s",
+            "html": str(nb["html"]),
+            "title": str(nb.get("title") or nb.get("name") or nb["html"]),
+            "seconds": f"{nb.get('seconds') or 0:.0f} s",
         }
-        for nb in run.get("notebooks", [])
+        for nb in run["notebooks"]
         if nb.get("html")
     ]
+    not_computed = skipped_stages(run)
+    warnings = [str(w.get("message", "")) for w in run["ingest_warnings"] if w.get("message")]
     files = [
         name
         for name in (
@@ -409,9 +450,24 @@ def write_run_summary(
             spend_sentence=spend_sentence,
             notebooks=notebooks,
             files=files,
+            not_computed=not_computed,
+            warnings=warnings,
         )
     )
     return atomic_write_text(run_dir / "index.html", html)
+
+
+def skipped_stages(run: dict[str, Any]) -> list[dict[str, str]]:
+    """The stages a run skipped: what was not computed, why, and what data would fix it."""
+    return [
+        {
+            "stage": name.replace("_", " "),
+            "reason": str(record.get("reason") or "no reason was recorded"),
+            "fix": str(record.get("fix") or ""),
+        }
+        for name, record in (run.get("stages") or {}).items()
+        if isinstance(record, dict) and record.get("state") == "skipped"
+    ]
 
 
 # --- the index portal --------------------------------------------------------------------------
@@ -430,7 +486,8 @@ def list_runs(reports_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
         meta = read_run_meta(folder)
         if meta is not None:
             found.append((folder, meta))
-    found.sort(key=lambda item: (item[1].get("started_at", ""), item[0].name), reverse=True)
+    # a killed run may have no start time: its folder name (the run id) still sorts it
+    found.sort(key=lambda item: (item[1]["started_at"] or "", item[0].name), reverse=True)
     return found
 
 
@@ -438,7 +495,11 @@ def _link(folder: Path, meta: dict[str, Any]) -> tuple[str, str]:
     base = f"{RUNS_FOLDER}/{folder.name}"
     if not (folder / "index.html").exists():
         return f"{base}/run.log", "run.log"
-    return f"{base}/index.html", "report" if meta.get("status") == "ok" else "why it failed"
+    if meta.get("status") == "ok":
+        return f"{base}/index.html", "report"
+    if meta.get("status") == "interrupted":
+        return f"{base}/index.html", "interrupted"
+    return f"{base}/index.html", "why it failed"
 
 
 def _published(reports_dir: Path, name: str) -> dict[str, Any] | None:
@@ -468,7 +529,7 @@ def write_index(reports_dir: str | Path, reference_campaign: str = "") -> Path:
     latest = _published(reports_dir, LATEST)
     latest_scores = _published(reports_dir, LATEST_SCORES)
     if not reference_campaign and latest:
-        reference_campaign = latest.get("config", {}).get("reference_campaign", "")
+        reference_campaign = str(latest["config"].get("reference_campaign") or "")
     html = (
         _jinja()
         .get_template("index.html.j2")

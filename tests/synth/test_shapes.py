@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from insightos_utils.cli import main
-from insightos_utils.contract import parse_timestamps
 from insightos_utils.errors import InputError
+from insightos_utils.ingest.fastpath import parse_timestamps
 from insightos_utils.synth import DEFAULT_AS_OF, SHAPES, shape_company, write_company
 
 AS_OF = pd.Timestamp(DEFAULT_AS_OF).tz_convert(None)

@@ -110,7 +110,8 @@ def write_tables(
         if spec.name not in tables:
             continue
         frame = tables[spec.name]
-        columns = spec.column_names + [c for c in frame.columns if c not in spec.column_names]
+        known = [c for c in spec.column_names if c in frame.columns]  # optional ones if made
+        columns = known + [c for c in frame.columns if c not in spec.column_names]
         path = out_dir / f"{spec.name}.{file_format}"
         write_table(frame, path, columns, file_format, offsets, rng)
         written[spec.name] = path

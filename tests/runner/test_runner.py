@@ -19,7 +19,7 @@ from insightos_utils.cli import main
 from insightos_utils.config import PipelineConfig
 from insightos_utils.errors import InputError, InsightOSError
 
-FIXTURE_NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+FIXTURE_NOTEBOOKS = Path(__file__).parents[1] / "fixtures" / "notebooks"
 NBVAL_USERS = 2_000
 CONTRACT_FILES = (
     "scored_leads.csv",
@@ -52,9 +52,9 @@ def fixture_config(raw_dir: Path, **overrides) -> PipelineConfig:
 
 
 def run_fixture(workspace: Path, config: PipelineConfig, **kwargs) -> Path:
+    kwargs.setdefault("notebooks_dir", FIXTURE_NOTEBOOKS)
     return runner.run_pipeline(
         config,
-        notebooks_dir=FIXTURE_NOTEBOOKS,
         reports_dir=workspace / "reports",
         cwd=workspace,
         show_progress=False,
@@ -322,14 +322,18 @@ def test_an_explicit_out_folder_is_used_and_nothing_is_published(
     (champion_run / "models" / "champion.joblib").write_bytes(b"model")
     (champion_run / "run.json").write_text(json.dumps({"run_id": champion_run.name}))
     (reports / "latest").symlink_to(f"runs/{champion_run.name}")
-    stale = reports / "runs" / ".20251231T000000Z-zzzz.partial"  # left by a killed run
+    stale_id = runner.new_run_id()
+    stale = reports / "runs" / f".{stale_id}.partial"  # left by a killed run, no run.json
     stale.mkdir()
     fake_scoring(monkeypatch, [])
 
     out = run_fixture(tmp_path, fixture_config(tmp_path), score_only=True, out_dir="mine")
     assert out == tmp_path / "mine" and (out / "scored_leads.csv").is_file()
     assert not (reports / "latest_scores").exists()
-    assert not stale.exists() and (reports / "runs" / "20251231T000000Z-zzzz.failed").is_dir()
+    labelled = reports / "runs" / f"{stale_id}.interrupted"
+    assert not stale.exists() and labelled.is_dir()
+    meta = json.loads((labelled / "run.json").read_text())
+    assert meta["status"] == "interrupted" and meta["started_at"]  # read from the run id
     with pytest.raises(InsightOSError, match="already exists and is not empty"):
         run_fixture(tmp_path, fixture_config(tmp_path), score_only=True, out_dir="mine")
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from insightos_utils.cli import main
+from insightos_utils.config import DataConfig
 from insightos_utils.ingest import events_per_week, ingest, read_processed, report_tables
 
 N_USERS, N_EVENTS, N_TRANSACTIONS = 30, 60, 20
@@ -191,6 +192,27 @@ BAD_ROWS = {
     "negative_spend": BadRow(
         "campaign_spend", {"campaign": "x", "spend": "-1"}, "negative_spend", "spend"
     ),
+    "event_in_2200": BadRow(
+        "events", _event(occurred_at="2200-06-01T00:00:00Z"), "implausible_timestamp", "occurred_at"
+    ),
+    "signup_in_1900": BadRow(
+        "users", _user(created_at="1900-01-01T00:00:00Z"), "implausible_timestamp", "created_at"
+    ),
+    "purchase_next_week": BadRow(
+        "transactions",
+        _transaction(occurred_at=(pd.Timestamp.now("UTC") + pd.Timedelta(days=7)).isoformat()),
+        "implausible_timestamp",
+        "occurred_at",
+    ),
+    "closed_before_created": BadRow(
+        "users",
+        _user(status="lost", closed_at="2024-01-01T00:00:00Z"),
+        "closed_before_created",
+        "closed_at",
+    ),
+    "closed_at_not_a_time": BadRow(
+        "users", _user(status="lost", closed_at="last week"), "bad_closed_at", "closed_at"
+    ),
 }
 INSERT_AT = 2  # the bad row becomes the file's 3rd record: line 4 (header = line 1)
 
@@ -327,7 +349,9 @@ def test_rejected_user_takes_its_events_along(tmp_path: Path) -> None:
     tables = company()
     tables["users"].loc[0, "created_at"] = "not a date"  # u01 has events and transactions
     raw = write_raw(tmp_path / "raw", tables)
-    report = ingest(tmp_path / "out", raw_dir=raw, max_reject_share=0.5, show_progress=False)
+    report = ingest(
+        tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False
+    )
     assert report["tables"]["events"]["rejected"] == {"user_rejected": 3}
     assert report["tables"]["transactions"]["rejected"] == {"user_rejected": 2}
     events = pd.read_parquet(tmp_path / "out" / "events.parquet")
@@ -363,7 +387,9 @@ def test_line_numbers_count_values_spanning_lines(tmp_path: Path) -> None:
     tables["events"].loc[1, "properties"] = '{"note":\n"two lines"}'
     tables["events"].loc[4, "occurred_at"] = "later"
     raw = write_raw(tmp_path / "raw", tables)
-    ingest(tmp_path / "out", raw_dir=raw, max_reject_share=0.5, show_progress=False)
+    ingest(
+        tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False
+    )
     rejected = pd.read_csv(tmp_path / "out" / "rejected_events.csv")
     assert rejected["line"].tolist() == [7]  # record 5 is line 6, pushed down one by record 2
     assert raw.joinpath("events.csv").read_text().splitlines()[6].startswith("e004,")
@@ -590,7 +616,9 @@ def test_postgresql_text_tables_with_bad_rows(postgres_schema_url: str, tmp_path
 
 def test_report_tables_and_weekly_counts(tmp_path: Path) -> None:
     raw = write_raw(tmp_path / "raw", with_bad_row(BAD_ROWS["orphan_event"]))
-    report = ingest(tmp_path / "out", raw_dir=raw, max_reject_share=0.5, show_progress=False)
+    report = ingest(
+        tmp_path / "out", raw_dir=raw, config=DataConfig(max_reject_share=0.5), show_progress=False
+    )
     tables = report_tables(report)
     assert tables["rows"].loc["events", "rejected"] == 1
     assert tables["rejects"]["reason"].tolist() == ["orphan_user_id"]
@@ -621,7 +649,6 @@ def test_01_ingest_notebook_runs(tmp_path: Path, run_notebook) -> None:
 
 
 def test_synthetic_company_ingests_without_rejects(request: pytest.FixtureRequest) -> None:
-    pytest.importorskip("insightos_utils.synth", reason="synth is not merged into this branch yet")
     processed: Path = request.getfixturevalue("synthetic_processed")
     report = json.loads((processed / "ingest_report.json").read_text())
     assert report["status"] == "ok"
@@ -634,7 +661,6 @@ def test_synthetic_company_ingests_without_rejects(request: pytest.FixtureReques
 def test_insightos_command_on_synthetic_data(
     request: pytest.FixtureRequest, repo_root: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("insightos_utils.synth", reason="synth is not merged into this branch yet")
     raw: Path = request.getfixturevalue("synthetic_raw")
     command = shutil.which("insightos", path=str(repo_root / ".venv" / "bin"))
     if command is None:

@@ -1,67 +1,51 @@
-"""The event collector (contract section 4): browser and back-end events into the raw tables.
+"""The collector's HTTP application (contract section 4): FastAPI over ``store.EventStore``.
 
-``create_app`` builds the FastAPI application, ``serve`` runs it with uvicorn (``insightos
-serve``). What the collector writes is the raw contract's ``users`` and ``events`` tables
-(``collector_store``), so ``insightos ingest --source URL`` reads captured events like files.
-
-Security model: browser write keys (public by nature, one per source) may only add events and
-identify users; the back end's server key alone may change a user's status. Keys are held as
-SHA-256 digests and compared in constant time. Bodies are size-checked before parsing, JSON
-depth is bounded by the parser, and every payload is validated field by field (422); bad input
-never reaches the database nor produces a 500. Logs carry method, route, status, latency and
-counts only: no bodies, no query strings (beacons carry their key there), no user ids.
+Security model (``security``): browser write keys (public by nature, one per source) may add
+events and identify users, never rewrite a user's ``created_at`` or first-touch marketing; the
+back end's server key alone changes statuses and may correct a user (such a change is logged).
+Wrong keys are throttled per client address (429 with ``Retry-After``); the ``Origin`` of every
+browser-key request is checked, not only preflights. Keys are held as SHA-256 digests and
+compared in constant time. Bodies are size-checked before parsing, JSON depth is bounded by the
+parser, and every payload is validated field by field (422); bad input never reaches the
+database nor produces a 500. Logs carry method, route, status, latency and counts only: no
+bodies, no query strings (beacons carry their key there), no user ids. The OpenAPI document is
+published at ``/openapi.json``.
 """
 
 from __future__ import annotations
 
-import gc
-import hashlib
-import hmac
-import json
 import logging
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError, from_json
+from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from insightos_utils.collector_store import (
-    ConversionBeforeSignup,
-    EventStore,
-    UnknownUser,
-    as_utc,
+from insightos_utils.collector.models import (
+    ID_PATTERN,
+    EventBatch,
+    EventIn,
+    IdentifyIn,
+    StatusIn,
+    TimeWindow,
+    compact_json,
 )
+from insightos_utils.collector.openapi import document_routes
+from insightos_utils.collector.security import FailureThrottle, KeyRing, OriginPolicy
+from insightos_utils.collector.store import ConversionBeforeSignup, EventStore, UnknownUser
 from insightos_utils.errors import InputError
 
 LOGGER = logging.getLogger("insightos.collector")
@@ -71,159 +55,13 @@ DEFAULT_MAX_BODY_BYTES = 1_000_000
 SMALL_BODY_BYTES = 64_000  # identify and status bodies are a few hundred bytes
 DEFAULT_FUTURE_TOLERANCE = timedelta(minutes=5)
 DEFAULT_MAX_AGE = timedelta(days=730)
-MAX_JSON_DEPTH = 5  # nesting inside properties / marketing
-MAX_JSON_BYTES = 8_192  # properties / marketing as compact UTF-8 JSON
 MAX_ERRORS_SHOWN = 50
 KEY_HEADER = "X-Write-Key"
 KEY_QUERY = "key"  # for navigator.sendBeacon, which cannot set headers
-ID_PATTERN = r"^[A-Za-z0-9_.:@+|/=-]+$"
-EVENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:\- ]*$"
 _ID_RE = re.compile(ID_PATTERN)
 
 
-# --- payloads ----------------------------------------------------------------------------------
-
-
-def _error(kind: str, message: str) -> PydanticCustomError:
-    """A field-level error with a plain message (no braces: pydantic formats them)."""
-    return PydanticCustomError(kind, message.replace("{", "(").replace("}", ")"))
-
-
-@dataclass(frozen=True)
-class TimeWindow:
-    """The accepted range of client timestamps around the server's clock."""
-
-    now: datetime
-    future_tolerance: timedelta
-    max_age: timedelta
-
-    def check(self, value: datetime) -> None:
-        if value > self.now + self.future_tolerance:
-            raise _error(
-                "timestamp_in_future",
-                f"is more than {self.future_tolerance} ahead of the collector's clock "
-                f"({self.now:%Y-%m-%dT%H:%M:%SZ})",
-            )
-        if value < self.now - self.max_age:
-            raise _error("timestamp_too_old", f"is more than {self.max_age.days} days in the past")
-
-
-def _timestamp_text(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise _error(
-            "timestamp_type", "must be an ISO 8601 timestamp string (2026-06-30T12:00:00Z)"
-        )
-    if len(value) > 64:
-        raise _error("timestamp_too_long", "is too long for an ISO 8601 timestamp")
-    return value
-
-
-def _in_window(value: datetime, info: ValidationInfo) -> datetime:
-    value = as_utc(value)  # no zone means UTC, as in the raw contract
-    window = (info.context or {}).get("window")
-    if window is not None:
-        window.check(value)
-    return value
-
-
-def compact_json(value: dict[str, Any]) -> str:
-    """A JSON object as the compact text stored in the ``properties``/``marketing`` columns."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _bounded_json_object(value: dict[str, Any]) -> dict[str, Any]:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:  # iterative: no recursion on hostile input
-        node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise _error("json_too_deep", f"is nested deeper than {MAX_JSON_DEPTH} levels")
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    try:
-        size = len(compact_json(value).encode("utf-8"))
-    except ValueError as error:  # Infinity from 1e400, integers beyond Python's digit limit
-        raise _error("json_not_storable", f"is not storable as JSON ({error})") from None
-    if size > MAX_JSON_BYTES:
-        raise _error("json_too_large", f"is {size} bytes as JSON; the limit is {MAX_JSON_BYTES}")
-    return value
-
-
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
-EventName = Annotated[str, StringConstraints(max_length=100, pattern=EVENT_NAME_PATTERN)]
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text), AfterValidator(_in_window)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json_object)]
-
-
-class EventIn(BaseModel):
-    """One event, exactly the raw contract's ``events`` row."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    event_id: Identifier
-    user_id: Identifier
-    event_name: EventName
-    occurred_at: Timestamp
-    properties: JsonObject | None = None
-
-
-class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    events: list[EventIn] = Field(min_length=1)
-
-
-class IdentifyIn(BaseModel):
-    """A user with the acquisition data captured on landing (``marketing``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: Identifier
-    created_at: Timestamp
-    marketing: JsonObject | None = None
-
-
-class StatusIn(BaseModel):
-    """A status change from the company's back end."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["lead", "trial", "converted", "lost"]
-    converted_at: Timestamp | None = None
-
-    @model_validator(mode="after")
-    def _converted_at_with_converted(self) -> StatusIn:
-        if self.status == "converted" and self.converted_at is None:
-            raise _error("missing_converted_at", "converted_at is required for status 'converted'")
-        if self.status != "converted" and self.converted_at is not None:
-            raise _error("unexpected_converted_at", "converted_at must be empty unless 'converted'")
-        return self
-
-
-# --- keys, errors, logging ---------------------------------------------------------------------
-
-
-class KeyRing:
-    """Keys held only as SHA-256 digests; a presented key is compared against every one."""
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._digests = tuple(_digest(key) for key in keys if key)
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def matches(self, presented: str | None) -> bool:
-        if not presented:
-            return False
-        digest = _digest(presented)
-        found = False
-        for known in self._digests:  # no early exit: the time does not depend on which matched
-            found |= hmac.compare_digest(known, digest)
-        return found
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+# --- errors and logging ------------------------------------------------------------------------
 
 
 def _validation_detail(error: ValidationError, prefix: tuple[str | int, ...]) -> list[dict]:
@@ -243,6 +81,15 @@ def _invalid(loc: list[str | int], message: str, kind: str = "value_error") -> H
 class _Unprocessable(HTTPException):
     def __init__(self, detail: list[dict]) -> None:
         super().__init__(status_code=422, detail=detail)  # type: ignore[arg-type]  # JSON list
+
+
+class _Throttled(HTTPException):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            status_code=429,
+            detail="too many requests with a wrong key from this address; retry later",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 class AccessLog:
@@ -295,17 +142,22 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
     max_age: timedelta = DEFAULT_MAX_AGE,
+    throttle: FailureThrottle | None = None,
 ) -> FastAPI:
     """The collector as a FastAPI app over ``db_url``; creates the schema when missing.
 
     ``write_keys`` may post events and identify users (header ``X-Write-Key`` or, for beacons,
-    query ``?key=``); ``server_key`` may do that too and alone may change a user's status
-    (header only). An empty ``server_key`` disables the status endpoint.
+    query ``?key=``) from the ``cors_origins`` (and the collector's own pages); ``server_key``
+    may do that too, correct a known user, and alone may change a user's status (header only).
+    An empty ``server_key`` disables the status endpoint.
     """
     browser_keys = KeyRing(write_keys)
     server_keys = KeyRing([server_key] if server_key else [])
     if not browser_keys:
         raise InputError("the collector needs at least one write key (INSIGHTOS_WRITE_KEYS)")
+    origins = list(cors_origins)
+    origin_policy = OriginPolicy(origins)
+    throttle = throttle or FailureThrottle()
     store = EventStore(db_url)
     store.create_schema()
     tracker_js = _static_text("tracker.js")
@@ -319,9 +171,10 @@ def create_app(
     app = FastAPI(
         title="InsightOS collector",
         version="1",
+        description="Browser and back-end events into the raw contract's users and events.",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         lifespan=lifespan,
     )
     app.state.store = store
@@ -329,13 +182,33 @@ def create_app(
     def window() -> TimeWindow:
         return TimeWindow(datetime.now(UTC), future_tolerance, max_age)
 
-    def require_write_key(request: Request) -> None:
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def require_write_key(request: Request) -> bool:
+        """Check the key (throttled per address) and a browser key's origin; True for the
+        server key."""
+        client = client_of(request)
+        wait = throttle.retry_after(client)
+        if wait is not None:
+            raise _Throttled(wait)
         presented = request.headers.get(KEY_HEADER) or request.query_params.get(KEY_QUERY)
-        if not (browser_keys.matches(presented) or server_keys.matches(presented)):
+        if server_keys.matches(presented):
+            return True
+        if not browser_keys.matches(presented):
+            throttle.failed(client)
             raise HTTPException(401, "missing or unknown write key (header X-Write-Key)")
+        if not origin_policy.allows(request.headers.get("origin"), request.headers.get("host")):
+            raise HTTPException(403, "this origin may not post with a browser write key")
+        return False
 
     def require_server_key(request: Request) -> None:
+        client = client_of(request)
+        wait = throttle.retry_after(client)
+        if wait is not None:
+            raise _Throttled(wait)
         if not server_keys.matches(request.headers.get(KEY_HEADER)):
+            throttle.failed(client)
             raise HTTPException(401, "this endpoint takes the server key only (X-Write-Key)")
 
     async def read_json(request: Request, limit: int) -> Any:
@@ -363,7 +236,9 @@ def create_app(
 
     @app.post("/v1/events", status_code=202)
     async def post_events(request: Request) -> JSONResponse:
-        """One event or ``{"events": [...]}``; answers how many were new and how many known."""
+        """One event or ``{"events": [...]}``: how many were new (``held`` of them for users
+        not identified yet), redelivered (same content) and conflicting (same id, other
+        content; the first content is kept)."""
         require_write_key(request)
         payload = await read_json(request, max_body_bytes)
         if isinstance(payload, dict) and "events" in payload:
@@ -385,20 +260,44 @@ def create_app(
             }
             for event in events
         ]
-        accepted = await run_in_threadpool(store.insert_events, rows)
-        duplicates = len(rows) - accepted
-        request.state.counts = f"events={len(rows)} accepted={accepted} duplicates={duplicates}"
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
+        result = await run_in_threadpool(store.insert_events, rows)
+        request.state.counts = (
+            f"events={len(rows)} accepted={result.accepted} duplicates={result.duplicates} "
+            f"conflicts={result.conflicts} held={result.held}"
+        )
+        if result.conflicts:
+            LOGGER.warning(
+                "%d event_id(s) reused with different content: the first content is kept",
+                result.conflicts,
+            )
+        return JSONResponse(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "conflicts": result.conflicts,
+                "held": result.held,
+            },
+            status_code=202,
+        )
 
     @app.post("/v1/identify")
     async def post_identify(request: Request) -> JSONResponse:
-        """Create a user (status ``lead``) or update a known one's created_at/marketing."""
-        require_write_key(request)
+        """Create a user (status ``lead``), or fill a known one's empty marketing; with the
+        server key, also correct its created_at and marketing."""
+        trusted = require_write_key(request)
         user = validate(IdentifyIn, await read_json(request, SMALL_BODY_BYTES))
         marketing = compact_json(user.marketing or {})
-        result = await run_in_threadpool(store.identify, user.user_id, user.created_at, marketing)
-        request.state.counts = f"created={int(result.created)}"
-        return JSONResponse({"user_id": user.user_id, "created": result.created})
+        result = await run_in_threadpool(
+            store.identify, user.user_id, user.created_at, marketing, trusted
+        )
+        request.state.counts = f"created={int(result.created)} released={result.released}"
+        if trusted and result.changed:
+            LOGGER.warning(
+                "identify with the server key changed %s of a known user", ", ".join(result.changed)
+            )
+        return JSONResponse(
+            {"user_id": user.user_id, "created": result.created, "ignored": list(result.ignored)}
+        )
 
     @app.post("/v1/users/{user_id}/status")
     async def post_status(user_id: str, request: Request) -> JSONResponse:
@@ -428,6 +327,7 @@ def create_app(
 
     @app.get("/tracker.js")
     async def tracker() -> Response:
+        """The browser tracker (tracker.js)."""
         return Response(
             tracker_js,
             media_type="application/javascript; charset=utf-8",
@@ -436,6 +336,7 @@ def create_app(
 
     @app.get("/demo")
     async def demo() -> HTMLResponse:
+        """A demo page that uses the tracker against this collector."""
         return HTMLResponse(demo_html)
 
     async def unprocessable(_request: Request, error: Exception) -> JSONResponse:
@@ -457,12 +358,13 @@ def create_app(
     app.add_exception_handler(sa.exc.TimeoutError, database_unavailable)
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=list(cors_origins),
+        allow_origins=origins,
         allow_methods=["GET", "POST"],
         allow_headers=[KEY_HEADER, "Content-Type"],
         max_age=600,
     )
     app.add_middleware(AccessLog)
+    document_routes(app, max_batch)
     return app
 
 
@@ -475,6 +377,8 @@ def serve(
     cors_origins: Iterable[str] = (),
 ) -> None:
     """Run the collector with uvicorn until interrupted (``insightos serve``)."""
+    import gc
+
     import uvicorn
 
     if not logging.getLogger().handlers:
@@ -497,74 +401,3 @@ def serve(
         timeout_graceful_shutdown=5,
         log_level="info",
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-class CollectorProcess:
-    """``insightos serve`` in a child process on loopback, to start, kill and restart at will.
-
-    For tests, the load benchmark and demos. The keys reach the child through its environment,
-    exactly as an operator sets them; output goes to ``log_path``.
-    """
-
-    def __init__(
-        self,
-        db_url: str,
-        log_path: Path,
-        write_keys: Iterable[str],
-        server_key: str | None = None,
-        cors_origins: Iterable[str] = (),
-        host: str = "127.0.0.1",
-        port: int | None = None,
-    ) -> None:
-        self.db_url, self.log_path, self.host = db_url, Path(log_path), host
-        self.port = port or free_port(host)
-        self.base_url = f"http://{host}:{self.port}"
-        self._env = {
-            "INSIGHTOS_WRITE_KEYS": ",".join(write_keys),
-            "INSIGHTOS_SERVER_KEY": server_key or "",
-            "INSIGHTOS_CORS_ORIGINS": ",".join(cors_origins),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 30) -> float:
-        """Start the child; seconds until ``/healthz`` answered 200."""
-        started = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "insightos_utils", "serve", "--host", self.host]
-                + ["--port", str(self.port), "--db", self.db_url],
-                env={**os.environ, **self._env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        while time.monotonic() - started < timeout_s and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as answer:
-                    if answer.status == 200:
-                        return time.monotonic() - started
-            except OSError:  # not listening yet
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"collector did not start:\n{self.log_path.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: no shutdown code runs."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM and wait for a graceful shutdown (SIGKILL after 10 s)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()

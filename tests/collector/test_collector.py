@@ -18,11 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from collector_harness import CollectorProcess
 from conftest import fresh_postgres_schema
 
 from insightos_utils.cli import main
-from insightos_utils.collector import CollectorProcess, create_app
-from insightos_utils.collector_store import EventStore
+from insightos_utils.collector import create_app
+from insightos_utils.collector.store import EventStore
 
 WRITE_KEY = "wk-browser-test"
 OTHER_WRITE_KEY = "wk-second-source"
@@ -71,7 +72,7 @@ def db_url(request, tmp_path: Path) -> Iterator[str]:
     yield url
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE IF EXISTS events, users"))
+        connection.execute(sa.text("DROP TABLE IF EXISTS events, held_events, users"))
     engine.dispose()
 
 
@@ -81,6 +82,7 @@ def sqlite_service(tmp_path_factory) -> Iterator[tuple[str, str]]:
     db = f"sqlite:///{tmp_path_factory.mktemp('collector') / 'collector.sqlite'}"
     app = create_app(db, [WRITE_KEY, OTHER_WRITE_KEY], SERVER_KEY, cors_origins=[ALLOWED_ORIGIN])
     with running(app) as base:
+        identify(base, "u-test")
         yield base, db
 
 
@@ -107,6 +109,14 @@ def event(**changes) -> dict:
     return body
 
 
+def identify(base: str, user_id: str, key: str = WRITE_KEY, **fields) -> httpx.Response:
+    """Identify a user through the API (events for unknown users are held, not stored)."""
+    body = {"user_id": user_id, "created_at": now_iso(-timedelta(days=1)), **fields}
+    answer = httpx.post(f"{base}/v1/identify", json=body, headers={"X-Write-Key": key})
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
 def stored(db: str, sql: str, **params) -> list[tuple]:
     engine = sa.create_engine(db)
     try:
@@ -122,15 +132,16 @@ def stored(db: str, sql: str, **params) -> list[tuple]:
 def test_events_are_stored_once_on_both_databases(db_url: str) -> None:
     with running(create_app(db_url, [WRITE_KEY], SERVER_KEY)) as base:
         headers = {"X-Write-Key": WRITE_KEY}
+        identify(base, "u-test")
         single = event(properties={"plan": "pro", "seats": 3, "nested": {"a": [1, 2]}})
         first = httpx.post(f"{base}/v1/events", json=single, headers=headers)
         assert first.status_code == 202, first.text
-        assert first.json() == {"accepted": 1, "duplicates": 0}
+        assert first.json() == {"accepted": 1, "duplicates": 0, "conflicts": 0, "held": 0}
         batch = [single, event(), event(), event()]
         batch.append(dict(batch[1]))  # the same event twice in one batch
         second = httpx.post(f"{base}/v1/events", json={"events": batch}, headers=headers)
         assert second.status_code == 202, second.text
-        assert second.json() == {"accepted": 3, "duplicates": 2}
+        assert second.json() == {"accepted": 3, "duplicates": 2, "conflicts": 0, "held": 0}
         assert httpx.get(f"{base}/healthz").status_code == 200
     rows = stored(db_url, "SELECT event_id, properties FROM events")
     assert len(rows) == 4
@@ -350,13 +361,18 @@ def test_identify_creates_a_lead_and_keeps_first_touch(
         "created_at": now_iso(-timedelta(hours=2)),
         "marketing": {"utm_source": "google", "utm_campaign": "google_gestao_agil"},
     }
-    assert client.post("/v1/identify", json=first).json() == {"user_id": user_id, "created": True}
+    assert client.post("/v1/identify", json=first).json() == {
+        "user_id": user_id,
+        "created": True,
+        "ignored": [],
+    }
     later = {
         "user_id": user_id,
         "created_at": now_iso(),
         "marketing": {"utm_source": "newsletter", "utm_campaign": "other"},
     }
-    assert client.post("/v1/identify", json=later).json()["created"] is False
+    answer = client.post("/v1/identify", json=later).json()
+    assert answer["created"] is False and answer["ignored"] == ["created_at", "marketing"]
     ((created_at, status, marketing),) = stored(
         db, "SELECT created_at, status, marketing FROM users WHERE user_id = :u", u=user_id
     )
@@ -394,6 +410,7 @@ def test_cors_allows_only_configured_origins(sqlite_service) -> None:
         headers={"Origin": "https://evil.example", "X-Write-Key": WRITE_KEY},
     )
     assert "access-control-allow-origin" not in simple.headers
+    assert simple.status_code == 403  # refused on the request itself, not only on preflight
 
 
 def test_tracker_and_demo_are_served(client: httpx.Client) -> None:
@@ -458,12 +475,16 @@ def test_store_counts_new_rows_under_concurrent_overlapping_batches(db_url: str)
         }
         for i in range(600)
     ]
+    for n in range(7):
+        store.identify(f"u{n}", occurred, "")
     # 6 threads, each inserting 200 rows that overlap its neighbours' by half
     slices = [rows[start : start + 200] for start in range(0, 600, 100)]
     accepted: list[int] = []
 
     def worker(batch):
-        accepted.append(sum(store.insert_events(batch[i : i + 50]) for i in range(0, 200, 50)))
+        accepted.append(
+            sum(store.insert_events(batch[i : i + 50]).accepted for i in range(0, 200, 50))
+        )
 
     threads = [threading.Thread(target=worker, args=(batch,)) for batch in slices]
     for thread in threads:
@@ -472,7 +493,7 @@ def test_store_counts_new_rows_under_concurrent_overlapping_batches(db_url: str)
         thread.join()
     assert sum(accepted) == 600
     assert store.count_rows("events") == 600
-    assert store.insert_events(rows[:10]) == 0
+    assert store.insert_events(rows[:10]).duplicates == 10
     store.dispose()
 
 
@@ -482,13 +503,16 @@ def test_store_identify_and_status_round_trip(db_url: str) -> None:
     store.create_schema()  # idempotent
     created = datetime(2026, 1, 5, 12, 30, tzinfo=UTC)
     assert store.identify("u1", created, '{"utm_campaign":"c1"}').created
-    assert not store.identify("u1", created - timedelta(days=1), '{"utm_campaign":"c2"}').created
+    browser = store.identify("u1", created - timedelta(days=1), '{"utm_campaign":"c2"}')
+    assert not browser.created and browser.ignored == ("created_at", "marketing")
+    server = store.identify("u1", created - timedelta(days=1), '{"utm_campaign":"c2"}', True)
+    assert server.changed == ("created_at", "marketing")
     store.set_status("u1", "converted", created + timedelta(days=2))
     engine = sa.create_engine(db_url)
     with engine.connect() as connection:
         row = connection.execute(sa.text("SELECT * FROM users")).mappings().one()
     engine.dispose()
-    assert row["marketing"] == '{"utm_campaign":"c1"}'
+    assert row["marketing"] == '{"utm_campaign":"c2"}'
     assert row["status"] == "converted"
     stamp = row["created_at"]
     if isinstance(stamp, str):  # SQLite hands text back
@@ -520,7 +544,8 @@ def test_store_keeps_instants_in_utc(db_url: str) -> None:
         "occurred_at": instant,
         "properties": "{}",
     }
-    assert store.insert_events([row]) == 1
+    store.identify("u1", instant, "")
+    assert store.insert_events([row]).accepted == 1
     with store.engine.connect() as connection:
         stamp = connection.execute(sa.text("SELECT occurred_at FROM events")).scalar_one()
     store.dispose()
@@ -577,7 +602,8 @@ def test_sqlite_wal_is_folded_into_the_file_on_dispose(tmp_path: Path) -> None:
         }
         for i in range(300)
     ]
-    assert store.insert_events(rows) == 300
+    store.identify("u", datetime.now(UTC), "")
+    assert store.insert_events(rows).accepted == 300
     wal = Path(f"{path}-wal")
     assert wal.exists() and wal.stat().st_size > 0  # automatic checkpoints are off
     store.dispose()
@@ -593,6 +619,7 @@ def test_insightos_serve_keeps_acknowledged_events_across_a_kill(tmp_path: Path)
     service = CollectorProcess(db, tmp_path / "serve.log", [WRITE_KEY], SERVER_KEY)
     service.start()
     try:
+        identify(service.base_url, "u-test")
         batch = [event() for _ in range(50)]
         answer = httpx.post(
             f"{service.base_url}/v1/events",
@@ -607,7 +634,7 @@ def test_insightos_serve_keeps_acknowledged_events_across_a_kill(tmp_path: Path)
             json={"events": batch},
             headers={"X-Write-Key": WRITE_KEY},
         )
-        assert replay.json() == {"accepted": 0, "duplicates": 50}
+        assert replay.json() == {"accepted": 0, "duplicates": 50, "conflicts": 0, "held": 0}
     finally:
         service.stop()
     assert stored(db, "SELECT count(*) FROM events") == [(50,)]

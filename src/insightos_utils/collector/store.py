@@ -5,16 +5,22 @@ mode) and PostgreSQL by URL. Tables are built from ``contract.USERS`` / ``contra
 that ``insightos ingest --source URL`` reads exactly what the collector wrote. Timestamps are
 stored in UTC (PostgreSQL ``timestamptz``; SQLite text without a zone, which the contract reads
 as UTC). Every statement is parameterised; each request's writes are one transaction.
+
+Events for a user the collector has never seen are held in ``held_events`` (same columns) instead
+of ``events``, so that ingest never meets them as orphans; identifying the user releases them.
+An ``event_id`` seen before is a redelivery when its content is the same, and a *conflict* when
+it differs: the first content stays, the conflict is counted and logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +29,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from insightos_utils.contract import EVENTS, USERS, TableSpec
+from insightos_utils.contract import EVENTS, HELD_EVENTS, USERS, TableSpec
 from insightos_utils.errors import InputError
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 GROUP_ROWS = 5_000  # most events written by one group commit
+KNOWN_USERS_CACHED = 1_000_000  # user_ids remembered as existing (the cache restarts beyond)
 # FULL: every commit (and so every 202) is on disk before the answer, surviving a power loss
 # as well as a killed collector.
 SQLITE_SYNCHRONOUS = "FULL"
@@ -41,7 +48,7 @@ _COLUMN_TYPES: dict[str, Any] = {
 }
 
 
-def _table(spec: TableSpec, metadata: sa.MetaData) -> sa.Table:
+def _table(spec: TableSpec, metadata: sa.MetaData, name: str | None = None) -> sa.Table:
     columns = [
         sa.Column(
             column.name,
@@ -50,25 +57,36 @@ def _table(spec: TableSpec, metadata: sa.MetaData) -> sa.Table:
             nullable=column.nullable,
         )
         for column in spec.columns
+        if not column.optional  # optional contract columns the collector does not capture
     ]
-    return sa.Table(spec.name, metadata, *columns)
+    return sa.Table(name or spec.name, metadata, *columns)
 
 
 METADATA = sa.MetaData()
 USERS_TABLE = _table(USERS, METADATA)
 EVENTS_TABLE = _table(EVENTS, METADATA)
+HELD_EVENTS_TABLE = _table(EVENTS, METADATA, HELD_EVENTS)
+sa.Index("ix_held_events_user_id", HELD_EVENTS_TABLE.c.user_id)
+EVENT_CONTENT = ("user_id", "event_name", "occurred_at", "properties")
 
 
 # PostgreSQL's fast path: a multi-row insert from parallel arrays (unnest) is one short statement
 # whatever the batch size, where a VALUES list grows five parameters per row. Built from the
 # contract's column names only; every value is a bound parameter.
 _PG_ARRAY_TYPES = {"text": "text", "json": "text", "timestamp": "timestamptz"}
-_PG_UNNEST_INSERT = sa.text(
-    f"INSERT INTO {EVENTS.name} ({', '.join(EVENTS.column_names)}) "
-    "SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{c.name} AS {_PG_ARRAY_TYPES[c.kind]}[])" for c in EVENTS.columns)
-    + f") ON CONFLICT ({EVENTS.key}) DO NOTHING RETURNING {EVENTS.key}"
-)
+
+
+def _pg_unnest_insert(table: str) -> sa.TextClause:
+    return sa.text(
+        f"INSERT INTO {table} ({', '.join(EVENTS.column_names)}) "
+        "SELECT * FROM unnest("
+        + ", ".join(f"CAST(:{c.name} AS {_PG_ARRAY_TYPES[c.kind]}[])" for c in EVENTS.columns)
+        + f") ON CONFLICT ({EVENTS.key}) DO NOTHING RETURNING {EVENTS.key}"
+    )
+
+
+_PG_UNNEST_INSERT = {EVENTS.name: _pg_unnest_insert(EVENTS.name)}
+_PG_UNNEST_INSERT[HELD_EVENTS] = _pg_unnest_insert(HELD_EVENTS)
 
 
 class UnknownUser(LookupError):
@@ -85,13 +103,55 @@ class _Ticket:
 
     rows: list[Mapping[str, Any]]
     done: bool = False
-    accepted: int = 0
+    new_ids: set[str] = field(default_factory=set)  # ids this batch was the first to store
+    held: int = 0
+    known: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # content seen before
     error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    """What became of a request's events: new (``held`` of them for unknown users), seen before
+    with the same content (duplicates), seen before with other content (conflicts)."""
+
+    accepted: int
+    duplicates: int
+    conflicts: int
+    held: int
 
 
 @dataclass(frozen=True)
 class IdentifyResult:
     created: bool
+    changed: tuple[str, ...] = ()  # fields of a known user that were changed
+    ignored: tuple[str, ...] = ()  # fields the key was not trusted to change
+    released: int = 0  # held events of this user moved into events
+
+
+def same_content(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """True when a stored event and a sent one with the same event_id say the same thing."""
+    for name in EVENT_CONTENT:
+        old, new = stored[name], sent[name]
+        if name == "occurred_at":
+            if old is None or new is None or as_utc(_as_datetime(old)) != as_utc(new):
+                return False
+        elif name == "properties":
+            if _json_value(old) != _json_value(new):
+                return False
+        elif old != new:
+            return False
+    return True
+
+
+def _as_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def _json_value(text: Any) -> Any:
+    try:
+        return json.loads(text) if text not in (None, "") else {}
+    except (TypeError, ValueError):
+        return text
 
 
 def as_utc(value: datetime) -> datetime:
@@ -148,6 +208,7 @@ class EventStore:
         self._commit_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue: deque[_Ticket] = deque()
+        self._known: set[str] = set()  # user_ids known to exist (written under the commit lock)
         self._stopping = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if self.dialect == "sqlite":
@@ -156,11 +217,12 @@ class EventStore:
             )
             self._checkpointer.start()
         insert = sqlite.insert if self.dialect == "sqlite" else postgresql.insert
-        self._insert_events = (
-            insert(EVENTS_TABLE)
+        self._insert_events = {
+            table.name: insert(table)
             .on_conflict_do_nothing(index_elements=[str(EVENTS.key)])
-            .returning(EVENTS_TABLE.c.event_id)
-        )
+            .returning(table.c.event_id)
+            for table in (EVENTS_TABLE, HELD_EVENTS_TABLE)
+        }
         self._insert_user = (
             insert(USERS_TABLE)
             .on_conflict_do_nothing(index_elements=[str(USERS.key)])
@@ -208,8 +270,8 @@ class EventStore:
             return False
         return True
 
-    def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert events in one transaction, skipping known event_ids; returns how many were new.
+    def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> InsertResult:
+        """Insert events in one transaction, skipping known event_ids; what became of them.
 
         Group commit: callers arriving while a commit is under way queue up, and the next one
         to get the commit lock writes every queued batch in a single transaction. One durable
@@ -220,7 +282,7 @@ class EventStore:
         for row in rows:
             unique.setdefault(row["event_id"], row)
         if not unique:
-            return 0
+            return InsertResult(0, 0, 0, 0)
         ticket = _Ticket(list(unique.values()))
         with self._queue_lock:
             self._queue.append(ticket)
@@ -229,7 +291,18 @@ class EventStore:
                 self._commit_group()
         if ticket.error is not None:
             raise ticket.error
-        return ticket.accepted
+        accepted = duplicates = conflicts = 0
+        reference: dict[str, Mapping[str, Any]] = dict(ticket.known)
+        for row in rows:
+            event_id = row["event_id"]
+            if event_id in ticket.new_ids and event_id not in reference:
+                accepted += 1
+                reference[event_id] = row
+            elif same_content(reference.get(event_id, row), row):
+                duplicates += 1
+            else:
+                conflicts += 1
+        return InsertResult(accepted, duplicates, conflicts, ticket.held)
 
     def _commit_group(self) -> None:
         with self._queue_lock:
@@ -244,10 +317,28 @@ class EventStore:
                 for row in ticket.rows:
                     first_seen.setdefault(row["event_id"], row)
             with self._transaction() as connection:
-                new_ids = self._insert_new(connection, list(first_seen.values()))
+                known = self._known_users(connection, {r["user_id"] for r in first_seen.values()})
+                rows = list(first_seen.values())
+                new_ids = self._insert_new(
+                    connection, EVENTS.name, [r for r in rows if r["user_id"] in known]
+                )
+                held_ids = self._insert_new(
+                    connection, HELD_EVENTS, [r for r in rows if r["user_id"] not in known]
+                )
+                new_ids |= held_ids
+                seen_before = [r for r in rows if r["event_id"] not in new_ids]
+                stored = self._stored_events(connection, [r["event_id"] for r in seen_before])
             for ticket in group:  # a new id counts for the first batch that carried it
-                ticket.accepted = sum(1 for row in ticket.rows if row["event_id"] in new_ids)
-                new_ids.difference_update(row["event_id"] for row in ticket.rows)
+                ids = [row["event_id"] for row in ticket.rows]
+                ticket.new_ids = {event_id for event_id in ids if event_id in new_ids}
+                ticket.held = sum(1 for event_id in ids if event_id in held_ids)
+                ticket.known = {
+                    event_id: stored[event_id] for event_id in ids if event_id in stored
+                }
+                new_ids.difference_update(ids)
+                held_ids.difference_update(row["event_id"] for row in ticket.rows)
+                for row in ticket.rows:  # a later batch in the group compares with this one
+                    stored.setdefault(row["event_id"], row)
         except Exception as error:  # every caller of the group sees the failure
             for ticket in group:
                 ticket.error = error
@@ -255,20 +346,55 @@ class EventStore:
             for ticket in group:
                 ticket.done = True
 
-    def _insert_new(self, connection: Connection, rows: list[Mapping[str, Any]]) -> set[str]:
+    def _known_users(self, connection: Connection, user_ids: set[str]) -> set[str]:
+        """The user_ids among ``user_ids`` that the users table holds.
+
+        Users are never deleted, so a user once seen stays known: the ids found are remembered
+        (up to ``KNOWN_USERS_CACHED``) and only unseen ids are looked up."""
+        unseen = user_ids - self._known
+        if unseen:
+            column = USERS_TABLE.c.user_id
+            found = connection.execute(sa.select(column).where(column.in_(sorted(unseen))))
+            if len(self._known) > KNOWN_USERS_CACHED:
+                self._known.clear()
+            self._known.update(user_id for (user_id,) in found)
+        return user_ids & self._known
+
+    def _stored_events(
+        self, connection: Connection, event_ids: list[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        """The stored content of events already known (in events or held), by event_id."""
+        stored: dict[str, Mapping[str, Any]] = {}
+        if not event_ids:
+            return stored
+        for table in (EVENTS_TABLE, HELD_EVENTS_TABLE):
+            query = sa.select(table).where(table.c.event_id.in_(event_ids))
+            for row in connection.execute(query).mappings():
+                stored.setdefault(row["event_id"], dict(row))
+        return stored
+
+    def _insert_new(
+        self, connection: Connection, table: str, rows: list[Mapping[str, Any]]
+    ) -> set[str]:
         """Insert rows whose event_id is unknown; the event_ids actually inserted."""
+        if not rows:
+            return set()
         if self.dialect == "postgresql":  # one statement with five array parameters
             arrays = {name: [row[name] for row in rows] for name in EVENTS.column_names}
-            result = connection.execute(_PG_UNNEST_INSERT, arrays)
+            result = connection.execute(_PG_UNNEST_INSERT[table], arrays)
         else:
-            result = connection.execute(self._insert_events, rows)
+            result = connection.execute(self._insert_events[table], rows)
         return {event_id for (event_id,) in result}
 
-    def identify(self, user_id: str, created_at: datetime, marketing: str) -> IdentifyResult:
-        """Create the user as a ``lead``, or update a known one.
+    def identify(
+        self, user_id: str, created_at: datetime, marketing: str, trusted: bool = False
+    ) -> IdentifyResult:
+        """Create the user as a ``lead``, or complete a known one.
 
-        A known user keeps the earliest ``created_at`` seen and its first non-empty marketing
-        (first-touch attribution), so replays and later page loads never move either.
+        A browser key (``trusted`` False) may create a user and fill its marketing when that is
+        empty; it never moves ``created_at`` nor replaces first-touch marketing (a public key
+        must not rewrite attribution). The server key (``trusted``) may change both. Creating a
+        user releases the events held for it.
         """
         with self._transaction() as connection:
             row = {
@@ -279,22 +405,53 @@ class EventStore:
                 "marketing": marketing,
             }
             if connection.execute(self._insert_user, [row]).fetchall():
-                return IdentifyResult(created=True)
+                released = self._release_held(connection, user_id)
+                return IdentifyResult(created=True, released=released)
             current = connection.execute(
                 sa.select(USERS_TABLE.c.created_at, USERS_TABLE.c.marketing)
                 .where(USERS_TABLE.c.user_id == user_id)
                 .with_for_update()
             ).one()
             changes: dict[str, Any] = {}
-            if as_utc(created_at) < as_utc(current.created_at):
-                changes["created_at"] = created_at
-            if current.marketing in (None, "", "{}") and marketing not in ("", "{}"):
-                changes["marketing"] = marketing
+            ignored: list[str] = []
+            if as_utc(created_at) != as_utc(_as_datetime(current.created_at)):
+                if trusted:
+                    changes["created_at"] = created_at
+                else:
+                    ignored.append("created_at")
+            empty_now = current.marketing in (None, "", "{}")
+            if marketing not in ("", "{}") and _json_value(marketing) != _json_value(
+                current.marketing
+            ):
+                if empty_now or trusted:
+                    changes["marketing"] = marketing
+                else:
+                    ignored.append("marketing")
             if changes:
                 connection.execute(
                     sa.update(USERS_TABLE).where(USERS_TABLE.c.user_id == user_id).values(changes)
                 )
-        return IdentifyResult(created=False)
+            # events held while a concurrent identify was not yet committed (PostgreSQL)
+            released = self._release_held(connection, user_id)
+        return IdentifyResult(
+            created=False, changed=tuple(changes), ignored=tuple(ignored), released=released
+        )
+
+    def _release_held(self, connection: Connection, user_id: str) -> int:
+        """Move the held events of a newly known user into events (known ids are kept)."""
+        held: list[Mapping[str, Any]] = [
+            dict(row)
+            for row in connection.execute(
+                sa.select(HELD_EVENTS_TABLE).where(HELD_EVENTS_TABLE.c.user_id == user_id)
+            ).mappings()
+        ]
+        if not held:
+            return 0
+        released = self._insert_new(connection, EVENTS.name, held)
+        connection.execute(
+            sa.delete(HELD_EVENTS_TABLE).where(HELD_EVENTS_TABLE.c.user_id == user_id)
+        )
+        return len(released)
 
     def set_status(self, user_id: str, status: str, converted_at: datetime | None) -> None:
         """Record a status change from the company's back end."""
@@ -315,7 +472,9 @@ class EventStore:
             )
 
     def count_rows(self, table: str) -> int:
-        """Rows in ``users`` or ``events`` (for health figures and the load script)."""
-        target = {"users": USERS_TABLE, "events": EVENTS_TABLE}[table]
+        """Rows in ``users``, ``events`` or ``held_events`` (for health figures and the load script)."""
+        target = {"users": USERS_TABLE, "events": EVENTS_TABLE, HELD_EVENTS: HELD_EVENTS_TABLE}[
+            table
+        ]
         with self.engine.connect() as connection:
             return int(connection.execute(sa.select(sa.func.count()).select_from(target)).one()[0])

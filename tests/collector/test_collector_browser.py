@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from collector_harness import CollectorProcess
 
 from insightos_utils.cli import main
-from insightos_utils.collector import CollectorProcess
 from insightos_utils.features import build_feature_table, fit_feature_spec
 from insightos_utils.ingest import read_processed
 
