@@ -9,19 +9,49 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import importlib.util
+import sys
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from test_ingest import BAD_ROWS, INSERT_AT, _typed_company, company, with_bad_row, write_raw
 
 from insightos_utils import engines, features
+from insightos_utils.config import DataConfig
 from insightos_utils.engines.sources import open_source
 from insightos_utils.engines.validation import validate_database
 from insightos_utils.errors import InputError
 from insightos_utils.ingest import ingest, read_processed
 
+
+def _file_path_cases():  # the file path's own bad-input cases (tests/ingest/test_ingest.py)
+    path = Path(__file__).resolve().parents[1] / "ingest" / "test_ingest.py"
+    spec = importlib.util.spec_from_file_location("file_path_ingest_cases", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in it need their module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+cases = _file_path_cases()
+BAD_ROWS, INSERT_AT, company = cases.BAD_ROWS, cases.INSERT_AT, cases.company
+with_bad_row, write_raw, _typed_company = cases.with_bad_row, cases.write_raw, cases._typed_company
+write_with_core = cases.write_with_core
+ALL = DataConfig(max_reject_share=1.0)
+
 pytestmark = pytest.mark.postgres
-COMPARED = ("rows_read", "duplicates", "rejected", "rejected_rows", "rows_written", "date_range")
+COMPARED = (
+    "rows_read",
+    "duplicates",
+    "rejected",
+    "rejected_rows",
+    "user_rejected_rows",
+    "reject_share",
+    "rows_written",
+    "date_range",
+    "implausible_timestamps",
+)
 
 
 def to_text_tables(url: str, tables: dict[str, pd.DataFrame]) -> None:
@@ -36,7 +66,7 @@ def to_text_tables(url: str, tables: dict[str, pd.DataFrame]) -> None:
 def file_path_report(tables: dict[str, pd.DataFrame], tmp_path: Path) -> tuple[dict, Path]:
     out = tmp_path / "files-out"
     raw = write_raw(tmp_path / "files-raw", tables)
-    ingest(out, raw_dir=raw, max_reject_share=1.0, show_progress=False)  # never over 100%
+    ingest(out, raw_dir=raw, config=ALL, show_progress=False)  # never over 100%
     return json.loads((out / "ingest_report.json").read_text()), out
 
 
@@ -47,7 +77,7 @@ def assert_same_as_files(database: dict, files: dict) -> None:
         if not entry["present"]:
             continue
         for key in COMPARED:
-            assert got[key] == entry[key], (name, key, got[key], entry[key])
+            assert got.get(key) == entry.get(key), (name, key, got.get(key), entry.get(key))
         assert got["columns"] == entry["columns"] and got["extra_columns"] == entry["extra_columns"]
 
 
@@ -60,7 +90,7 @@ def test_each_bad_row_case_same_as_file_path(
     to_text_tables(postgres_schema_url, tables)
     files, out = file_path_report(tables, tmp_path)
 
-    checked = validate_database(postgres_schema_url, max_reject_share=1.0)
+    checked = validate_database(postgres_schema_url, ALL)
     assert checked.report["status"] == "ok"
     assert_same_as_files(checked.report, files)
     rejected = checked.rejected[case.table]
@@ -86,7 +116,7 @@ def test_redelivered_and_rejected_user_same_as_file_path(
     tables["users"].loc[0, "created_at"] = "not a date"  # u01: its events and transactions go
     to_text_tables(postgres_schema_url, tables)
     files, _ = file_path_report(tables, tmp_path)
-    checked = validate_database(postgres_schema_url, max_reject_share=1.0)
+    checked = validate_database(postgres_schema_url, ALL)
     assert_same_as_files(checked.report, files)
     assert checked.report["tables"]["events"]["duplicates"] == 3
     assert checked.report["tables"]["events"]["rejected"] == {"user_rejected": 3}
@@ -96,8 +126,6 @@ def test_redelivered_and_rejected_user_same_as_file_path(
 def test_typed_timestamptz_tables_same_as_file_path(
     postgres_schema_url: str, tmp_path: Path
 ) -> None:
-    from test_ingest import write_with_core
-
     write_with_core(postgres_schema_url, _typed_company())
     files, _ = file_path_report(company(), tmp_path)
     checked = validate_database(postgres_schema_url)
@@ -109,7 +137,7 @@ def test_reject_cap_keeps_counts_exact(postgres_schema_url: str) -> None:
     tables = company()
     tables["events"].loc[:9, "occurred_at"] = "soon"
     to_text_tables(postgres_schema_url, tables)
-    checked = validate_database(postgres_schema_url, max_reject_share=1.0, reject_cap=3)
+    checked = validate_database(postgres_schema_url, ALL, reject_cap=3)
     entry = checked.report["tables"]["events"]
     assert entry["rejected"] == {"bad_occurred_at": 10} and entry["rejected_rows_returned"] == 3
     assert checked.rejected["events"]["line"].tolist() == [2, 3, 4]
@@ -140,7 +168,7 @@ def test_engines_read_the_clean_rows(postgres_schema_url: str, tmp_path: Path) -
     expected = features.build_feature_table(data.users, data.events, spec, as_of)
     columns = [*spec.event_feature_columns, *features.BEHAVIOURAL_COLUMNS, *spec.key_events]
 
-    checked = validate_database(postgres_schema_url, max_reject_share=1.0)
+    checked = validate_database(postgres_schema_url, ALL)
     with open_source(postgres_schema_url, "source", validation=checked) as source:
         got = engines.event_aggregates(source, spec, as_of)
         assert engines.latest_timestamp(source) == as_of

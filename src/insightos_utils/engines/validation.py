@@ -27,8 +27,11 @@ from typing import Any
 import pandas as pd
 
 from insightos_utils import contract
-from insightos_utils.contract import TABLES, TableSpec
+from insightos_utils.config import DataConfig
+from insightos_utils.contract import DEPENDENT_REASONS, TABLES, TableSpec
 from insightos_utils.errors import InputError, InsightOSError
+from insightos_utils.ingest.checks import CAUSES_SHOWN, Plausible, TableResult
+from insightos_utils.ingest.report import _threshold_message
 from insightos_utils.io_utils import utc_now
 
 REJECT_CAP = 10_000  # rejected rows returned per table (the counts are always complete)
@@ -157,10 +160,14 @@ class _Column:
         return f"pg_temp.insightos_json_object({self.text})"
 
 
-def _reason_branches(spec: TableSpec, columns: dict[str, _Column], has_users: bool) -> list[str]:
+def _reason_branches(
+    spec: TableSpec, columns: dict[str, _Column], has_users: bool, plausible: Plausible
+) -> list[str]:
     """``WHEN condition THEN 'reason'`` in ingest's order of precedence (first reason wins)."""
     branches = []
     for column in spec.columns:
+        if column.name not in columns:  # an optional column the table does not have
+            continue
         sql = columns[column.name]
         if column.kind == "json":
             branches.append(f"WHEN NOT {sql.json_ok} THEN 'bad_{column.name}'")
@@ -171,6 +178,9 @@ def _reason_branches(spec: TableSpec, columns: dict[str, _Column], has_users: bo
             branches.append(
                 f"WHEN NOT {sql.empty} AND {sql.value} IS NULL THEN 'bad_{column.name}'"
             )
+    for sql in columns.values():
+        if sql.kind == "timestamp":
+            branches.append(f"WHEN {_outside(sql.value, plausible)} THEN 'implausible_timestamp'")
     if spec is contract.USERS:
         statuses = ", ".join(_literal(s) for s in sorted(contract.STATUSES))
         status, converted, created = (columns[n] for n in ("status", "converted_at", "created_at"))
@@ -180,6 +190,9 @@ def _reason_branches(spec: TableSpec, columns: dict[str, _Column], has_users: bo
             "THEN 'converted_without_converted_at'",
             f"WHEN {converted.value} < {created.value} THEN 'converted_before_created'",
         ]
+        if "closed_at" in columns:
+            closed = columns["closed_at"].value
+            branches.append(f"WHEN {closed} < {created.value} THEN 'closed_before_created'")
     if "user_id" in columns and spec is not contract.USERS and has_users:
         branches += [
             "WHEN kept.user_id IS NULL AND known.user_id IS NOT NULL THEN 'user_rejected'",
@@ -192,12 +205,30 @@ def _reason_branches(spec: TableSpec, columns: dict[str, _Column], has_users: bo
     return branches
 
 
+def _stamp(value: pd.Timestamp) -> str:
+    return f"TIMESTAMP '{pd.Timestamp(value).isoformat(sep=' ')}'"
+
+
+def _outside(value: str, plausible: Plausible) -> str:
+    """SQL: a present timestamp outside ingest's plausible range."""
+    low, high = _stamp(plausible.earliest), _stamp(plausible.latest)
+    return f"({value} < {low} OR {value} > {high})"
+
+
 def checked_view_sql(
-    spec: TableSpec, db_types: dict[str, str], all_columns: list[str], has_users: bool
+    spec: TableSpec,
+    db_types: dict[str, str],
+    all_columns: list[str],
+    has_users: bool,
+    plausible: Plausible,
 ) -> str:
     """``CREATE TEMP VIEW insightos_checked_<table>``: every row with its line, typed values
     (``__insightos_v_<column>``), ``__insightos_reason`` and ``__insightos_redelivered``."""
-    columns = {c.name: _Column(c.name, c.kind, db_types[c.name]) for c in spec.columns}
+    columns = {
+        c.name: _Column(c.name, c.kind, db_types[c.name])
+        for c in spec.columns
+        if c.name in db_types
+    }
     typed = ", ".join(f"{sql.value} AS {_quote(_P + 'v_' + name)}" for name, sql in columns.items())
     joins = ""
     if "user_id" in columns and spec is not contract.USERS and has_users:
@@ -209,7 +240,8 @@ def checked_view_sql(
             f" FROM insightos_checked_users WHERE NOT {_quote(_P + 'empty_key')}) AS known"
             f" ON known.user_id = {user_text}"
         )
-    base_reason = "CASE " + " ".join(_reason_branches(spec, columns, has_users)) + " END"
+    branches = _reason_branches(spec, columns, has_users, plausible)
+    base_reason = "CASE " + " ".join(branches) + " END"
     key = columns[spec.key] if spec.key else None
     everything = ", ".join(f"src.{_quote(name)}::text" for name in all_columns)
     key_text = key.text if key else "NULL"
@@ -246,7 +278,9 @@ FROM marked"""
 
 def clean_view_sql(spec: TableSpec) -> str:
     """``CREATE TEMP VIEW insightos_clean_<table>``: the rows that pass, typed."""
-    selected = ", ".join(f"{_quote(_P + 'v_' + c.name)} AS {_quote(c.name)}" for c in spec.columns)
+    selected = ", ".join(
+        f"{_quote(_P + 'v_' + c.name)} AS {_quote(c.name)}" for c in spec.columns if not c.optional
+    )
     return (
         f"CREATE OR REPLACE TEMP VIEW insightos_clean_{spec.name} AS SELECT {selected} "
         f"FROM insightos_checked_{spec.name} "
@@ -264,9 +298,13 @@ def _columns_of(cursor: Any, table: str) -> dict[str, str]:
     return {str(name): str(kind) for name, kind in cursor.fetchall()}
 
 
-def create_views(dbapi_connection: Any, description: str) -> dict[str, dict[str, str]]:
+def create_views(
+    dbapi_connection: Any, description: str, plausible: Plausible | None = None
+) -> dict[str, dict[str, str]]:
     """Install the check functions and the checked/clean views on a psycopg connection to
-    PostgreSQL (session-scoped); the column types of each present table."""
+    PostgreSQL (session-scoped); the column types of each present table. ``plausible``: the
+    timestamp range ingest accepts (default: ``[data]``'s defaults at the current time)."""
+    plausible = plausible or plausible_range(DataConfig(), None)
     cursor = dbapi_connection.cursor()
     for statement in FUNCTIONS:
         cursor.execute(statement)
@@ -280,18 +318,18 @@ def create_views(dbapi_connection: Any, description: str) -> dict[str, dict[str,
                     f"(it needs columns {', '.join(spec.column_names)})"
                 )
             continue
-        missing = [name for name in spec.column_names if name not in db_types]
+        missing = [name for name in spec.required_names if name not in db_types]
         if missing:
             raise InputError(
                 f"table {spec.name} in {description}: required column(s) "
                 f"{', '.join(repr(m) for m in missing)} missing (found {', '.join(db_types)}; "
-                f"the '{spec.name}' table needs {', '.join(spec.column_names)})"
+                f"the '{spec.name}' table needs {', '.join(spec.required_names)})"
             )
         present[spec.name] = db_types
     for spec in TABLES:
         if spec.name in present:
             sql = checked_view_sql(
-                spec, present[spec.name], list(present[spec.name]), "users" in present
+                spec, present[spec.name], list(present[spec.name]), "users" in present, plausible
             )
             cursor.execute(sql)
             cursor.execute(clean_view_sql(spec))
@@ -299,50 +337,122 @@ def create_views(dbapi_connection: Any, description: str) -> dict[str, dict[str,
     return present
 
 
-def _scalar_rows(connection: Any, sql: str) -> list[Any]:
-    return list(connection.exec_driver_sql(sql).fetchall())
+def plausible_range(config: DataConfig, now: pd.Timestamp | None) -> Plausible:
+    """Ingest's plausible timestamps: ``earliest_timestamp`` to the clock + tolerance."""
+    clock = pd.Timestamp(now if now is not None else utc_now())
+    if clock.tzinfo is not None:
+        clock = clock.tz_convert("UTC").tz_localize(None)
+    return Plausible(
+        earliest=contract.parse_timestamp(config.earliest_timestamp),
+        latest=clock + pd.Timedelta(hours=config.future_tolerance_hours),
+    )
+
+
+def _rows(cursor: Any, sql: str) -> list[Any]:
+    cursor.execute(sql)
+    return list(cursor.fetchall())
 
 
 def _iso(value: Any) -> str | None:
     return None if value is None else pd.Timestamp(value).isoformat()
 
 
+def _implausible(
+    cursor: Any, spec: TableSpec, db_types: dict[str, str], plausible: Plausible
+) -> dict[str, dict[str, Any]]:
+    """Per timestamp column: rows outside the plausible range, their earliest and latest."""
+    found: dict[str, dict[str, Any]] = {}
+    for column in spec.columns:
+        if column.kind != "timestamp" or column.name not in db_types:
+            continue
+        value = _quote(_P + "v_" + column.name)
+        n, low, high = _rows(
+            cursor,
+            f"SELECT count(*), min({value}), max({value}) FROM insightos_checked_{spec.name} "
+            f"WHERE {_outside(value, plausible)}",
+        )[0]
+        if n:
+            found[column.name] = {
+                "rows": int(n),
+                "min": _iso(low),
+                "max": _iso(high),
+                "plausible_from": plausible.earliest.isoformat(),
+                "plausible_to": plausible.latest.isoformat(),
+            }
+    return found
+
+
+def _cascade_cause(cursor: Any, spec: TableSpec, description: str, dependent: int) -> str:
+    """Which users rows (line, reason) took dependent rows with them (ingest's wording)."""
+    rows = _rows(
+        cursor,
+        f"""SELECT d.uid, d.n, u.line, u.reason FROM (
+              SELECT {_quote(_P + "v_user_id")} AS uid, count(*) AS n, min({_quote(_P + "line")}) AS first
+              FROM insightos_checked_{spec.name} WHERE {_quote(_P + "reason")} = 'user_rejected'
+              GROUP BY 1) AS d
+            LEFT JOIN (SELECT DISTINCT ON ({_quote(_P + "v_user_id")}) {_quote(_P + "v_user_id")} AS uid,
+                         {_quote(_P + "line")} AS line, {_quote(_P + "reason")} AS reason
+                       FROM insightos_checked_users WHERE {_quote(_P + "reason")} IS NOT NULL
+                       ORDER BY {_quote(_P + "v_user_id")}, {_quote(_P + "line")}) AS u
+              ON u.uid = d.uid
+            ORDER BY d.n DESC, d.first""",
+    )
+    causes = [
+        f"line {line} ({reason or ''}) took {n:,} row(s)"
+        for _, n, line, reason in rows[:CAUSES_SHOWN]
+    ]
+    if len(rows) > CAUSES_SHOWN:
+        causes.append(f"and {len(rows) - CAUSES_SHOWN:,} more users")
+    return (
+        f"{dependent:,} row(s) rejected only because their user was rejected in "
+        f"table users in {description}: " + "; ".join(causes)
+    )
+
+
 def _table_report(
-    connection: Any, spec: TableSpec, db_types: dict[str, str], description: str, cap: int
+    cursor: Any,
+    spec: TableSpec,
+    db_types: dict[str, str],
+    description: str,
+    cap: int,
+    plausible: Plausible,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     view = f"insightos_checked_{spec.name}"
     reason, redelivered = _quote(_P + "reason"), _quote(_P + "redelivered")
-    rows_read, duplicates = _scalar_rows(
-        connection, f"SELECT count(*), count(*) FILTER (WHERE {redelivered}) FROM {view}"
+    line = _quote(_P + "line")
+    rows_read, duplicates = _rows(
+        cursor, f"SELECT count(*), count(*) FILTER (WHERE {redelivered}) FROM {view}"
     )[0]
-    counts = _scalar_rows(
-        connection,
+    counts = _rows(
+        cursor,
         f"SELECT {reason}, count(*) FROM {view} WHERE {reason} IS NOT NULL "
-        f"GROUP BY {reason} ORDER BY count(*) DESC, min({_quote(_P + 'line')})",
+        f"GROUP BY {reason} ORDER BY count(*) DESC, min({line})",
     )
     rejected_rows = sum(int(n) for _, n in counts)
+    dependent = sum(int(n) for name, n in counts if name in DEPENDENT_REASONS)
     stamp_column = contract.TIMESTAMP_COLUMNS.get(spec.name)
     date_range = None
     if stamp_column is not None:
-        low, high = _scalar_rows(
-            connection,
+        low, high = _rows(
+            cursor,
             f"SELECT min({_quote(stamp_column)}), max({_quote(stamp_column)}) "
             f"FROM insightos_clean_{spec.name}",
         )[0]
         date_range = {"column": stamp_column, "min": _iso(low), "max": _iso(high)}
     originals = ", ".join(f"{_quote(name)}::text AS {_quote(name)}" for name in db_types)
-    rejected = pd.read_sql_query(
-        f"SELECT {originals}, {reason} AS reason, {_quote(_P + 'line')} AS line FROM {view} "
-        f"WHERE {reason} IS NOT NULL ORDER BY {_quote(_P + 'line')} LIMIT {int(cap)}",
-        connection,
+    cursor.execute(
+        f"SELECT {originals}, {reason} AS reason, {line} AS line FROM {view} "
+        f"WHERE {reason} IS NOT NULL ORDER BY {line} LIMIT {int(cap)}"
     )
+    names = [column.name for column in cursor.description]
+    rejected = pd.DataFrame(cursor.fetchall(), columns=names).astype({"line": "int64"})
     extras = [name for name in db_types if name not in spec.column_names]
-    output = list(spec.column_names)
+    output = [name for name in spec.column_names if name in db_types]
     if spec is contract.USERS:
         at = output.index("marketing") + 1
         output[at:at] = list(contract.MARKETING_FIELDS)
     output += [name if name not in output else f"raw_{name}" for name in extras]
-    report = {
+    report: dict[str, Any] = {
         "present": True,
         "source": f"table {spec.name} in {description}",
         "format": "sql",
@@ -351,59 +461,62 @@ def _table_report(
         "duplicates": int(duplicates),
         "rejected": {str(name): int(n) for name, n in counts},
         "rejected_rows": rejected_rows,
-        "reject_share": rejected_rows / rows_read if rows_read else 0.0,
+        "user_rejected_rows": dependent,
+        "reject_share": (rejected_rows - dependent) / rows_read if rows_read else 0.0,
         "rows_written": int(rows_read) - rejected_rows - int(duplicates),
         "date_range": date_range,
         "columns": output,
         "extra_columns": extras,
     }
+    implausible = _implausible(cursor, spec, db_types, plausible)
+    if implausible:
+        report["implausible_timestamps"] = implausible
+    if dependent:
+        report["user_rejected_cause"] = _cascade_cause(cursor, spec, description, dependent)
     if rejected_rows > len(rejected):
         report["rejected_rows_returned"] = len(rejected)
     return report, rejected
 
 
-def _threshold_message(
-    spec: TableSpec, report: dict[str, Any], rejected: pd.DataFrame, max_share: float
-) -> str:
-    """The file path's threshold message (``ingest``), for a table checked in the database."""
-    first = rejected.sort_values("line").head(FIRST_ROWS_SHOWN)
-    rows = "; ".join(
-        f"line {line}: {contract.describe_reason(reason, spec)} ({reason})"
-        for line, reason in zip(first["line"], first["reason"], strict=True)
-    )
-    return (
-        f"{report['source']}: {report['rejected_rows']} of {report['rows_read']} rows rejected "
-        f"({report['reject_share']:.1%}), more than max_reject_share {max_share:.1%}. "
-        f"First offending rows: {rows}. Fix the source, or raise --max-reject-share to accept "
-        "them."
-    )
-
-
 def validate_database(
-    url: str, max_reject_share: float = 0.01, reject_cap: int = REJECT_CAP
+    url: str,
+    config: DataConfig | None = None,
+    *,
+    now: pd.Timestamp | None = None,
+    reject_cap: int = REJECT_CAP,
 ) -> DatabaseValidation:
-    """Run the contract checks inside the database of ``url`` (PostgreSQL); counts, date
+    """Run ingest's contract checks inside the database of ``url`` (PostgreSQL); counts, date
     ranges and up to ``reject_cap`` rejected rows per table come back, no other row.
 
-    Raises ``InputError`` for a missing required table or column (as the file path does);
-    a share of rejects above ``max_reject_share`` gives ``status: failed`` and the file path's
-    message in ``error`` (the caller raises, after writing the rejects and the report).
+    ``config``: the ``[data]`` section (reject share, plausible range); ``now``: the run's
+    clock. Raises ``InputError`` for a missing required table or column, or an empty users
+    table (as the file path does); a reject share above ``max_reject_share`` gives ``status:
+    failed`` and ingest's message in ``error`` (the caller writes the rejects and raises).
     """
     import sqlalchemy as sa
 
-    if not 0 <= max_reject_share <= 1:
-        raise InputError(f"max_reject_share must be between 0 and 1, got {max_reject_share}")
+    config = config or DataConfig()
+    plausible = plausible_range(config, now)
     parsed = sa.engine.make_url(url)
     description = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() != "postgresql":
         raise InputError(f"{description}: checks in the database need PostgreSQL")
     engine = sa.create_engine(parsed)
+    tables: dict[str, Any] = {}
+    rejected: dict[str, pd.DataFrame] = {}
+    failures = []
     try:
         with engine.connect() as connection:
-            present = create_views(connection.connection.driver_connection, description)
-            tables: dict[str, Any] = {}
-            rejected: dict[str, pd.DataFrame] = {}
-            failures = []
+            dbapi = connection.connection.driver_connection
+            assert dbapi is not None  # an open psycopg connection
+            present = create_views(dbapi, description, plausible)
+            cursor = dbapi.cursor()
+            if not _rows(cursor, "SELECT count(*) FROM users")[0][0]:
+                raise InputError(
+                    f"table users in {description}: the users table has a header and no rows; "
+                    "every event and transaction belongs to a user, so there is nothing to "
+                    "ingest (export the users, or check the export's filter)"
+                )
             for spec in TABLES:
                 if spec.name not in present:
                     tables[spec.name] = {
@@ -412,11 +525,16 @@ def validate_database(
                     }
                     continue
                 report, rows = _table_report(
-                    connection, spec, present[spec.name], description, reject_cap
+                    cursor, spec, present[spec.name], description, reject_cap, plausible
                 )
                 tables[spec.name], rejected[spec.name] = report, rows
-                if report["reject_share"] > max_reject_share:
-                    failures.append(_threshold_message(spec, report, rows, max_reject_share))
+                if report["reject_share"] > config.max_reject_share:
+                    result = TableResult(
+                        spec, pd.DataFrame(), rows["line"].to_numpy() < 0, rows, report
+                    )
+                    path = f"rejected_{spec.name}.csv"
+                    failures.append(_threshold_message(result, path, config.max_reject_share))  # type: ignore[arg-type]
+            cursor.close()
             connection.rollback()
     except sa.exc.SQLAlchemyError as error:
         raise InsightOSError(
@@ -427,8 +545,12 @@ def validate_database(
     report = {
         "status": "failed" if failures else "ok",
         "source": description,
-        "ingested_at": utc_now().replace(tzinfo=None).isoformat(),
-        "max_reject_share": max_reject_share,
+        "ingested_at": pd.Timestamp(now if now is not None else utc_now()).isoformat(),
+        "max_reject_share": config.max_reject_share,
+        "plausible_timestamps": {
+            "from": plausible.earliest.isoformat(),
+            "to": plausible.latest.isoformat(),
+        },
         "parquet_written": False,
         "line_numbering": "SQL: row position in the table's physical order, first row = 2",
         "error": "\n".join(failures) if failures else None,
