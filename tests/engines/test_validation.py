@@ -6,11 +6,10 @@ tables; the database checks must report what ``ingest`` reports for the same row
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import importlib.util
+import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
