@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightos_utils import engines, features, ltv
+from insightos_utils import engines, features
 from insightos_utils.engines.sources import EngineTables, open_source
+from insightos_utils.ltv.rfm import rfm_summary
+from insightos_utils.ltv.transactions import calibration_end_for
 
 from .conftest import (
     AS_OF,
@@ -180,7 +182,7 @@ def test_vocabulary_equals_the_rule(case: str, open_on) -> None:
 
 
 def memory_rfm(transactions: pd.DataFrame, observation_end: Any, unit: str) -> pd.DataFrame:
-    return ltv.rfm_summary(transactions, CALIBRATION_END, observation_end, unit).sort_index()
+    return rfm_summary(transactions, CALIBRATION_END, observation_end, unit).sort_index()
 
 
 @pytest.mark.parametrize("case", ENGINE_CASES)
@@ -209,8 +211,8 @@ def test_synthetic_company_equal_memory(
     as_of = features.resolve_as_of(data.users, data.events, None)
     spec = features.fit_feature_spec(data.users, data.events, as_of)
     expected = memory_event_columns(vars(data), spec, as_of)
-    calibration_end = ltv.calibration_end_for(as_of, 90)
-    expected_rfm = ltv.rfm_summary(data.transactions, calibration_end, as_of, "W").sort_index()
+    calibration_end = calibration_end_for(as_of, 90)
+    expected_rfm = rfm_summary(data.transactions, calibration_end, as_of, "W").sort_index()
     if case == "postgres":
         url = request.getfixturevalue("postgres_schema_url")
         tables = {"users": data.users, "events": data.events, "transactions": data.transactions}

@@ -27,8 +27,7 @@ from insightos_utils.contract import parse_timestamp
 from insightos_utils.engines.choice import EngineSettings
 from insightos_utils.engines.sources import EngineTables, opened
 from insightos_utils.errors import InputError
-
-UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}  # = ltv.UNIT_DAYS
+from insightos_utils.ltv.units import UNIT_DAYS
 
 
 def _daily(transactions: ir.Table) -> ir.Table:
@@ -40,8 +39,8 @@ def _daily(transactions: ir.Table) -> ir.Table:
 def rfm_expr(
     transactions: ir.Table, calibration_end: pd.Timestamp, observation_end: pd.Timestamp | None
 ) -> ir.Table:
-    """Per calibration customer: first_day, last_day, purchase_days, repeat_sum and (with an
-    observation end) holdout_days, holdout_sum."""
+    """Per calibration customer: first_day, last_day, purchase_days, repeat_sum, first_value
+    and (with an observation end) holdout_days, holdout_sum."""
     calibration_stamp = ibis.literal(calibration_end.to_pydatetime())
     daily = _daily(transactions.filter(transactions.occurred_at <= calibration_stamp))
     spans = daily.group_by("user_id").aggregate(
@@ -49,7 +48,8 @@ def rfm_expr(
     )
     joined = daily.inner_join(spans, "user_id")
     repeat = joined.group_by("user_id").aggregate(
-        repeat_sum=joined.total.sum(where=joined.day > joined.first_day)
+        repeat_sum=joined.total.sum(where=joined.day > joined.first_day),
+        first_value=joined.total.sum(where=joined.day == joined.first_day),
     )
     summary = spans.inner_join(repeat, "user_id")
     if observation_end is None:
@@ -69,6 +69,7 @@ def rfm_expr(
         "last_day",
         "purchase_days",
         "repeat_sum",
+        "first_value",
         "holdout_days",
         "holdout_sum",
     )
@@ -93,7 +94,8 @@ def rfm(
 ) -> pd.DataFrame:
     """``ltv.rfm_summary`` of the source's transactions, computed on ``engine``.
 
-    Index ``user_id`` (sorted): ``frequency`` (int64), ``recency``, ``T``, ``monetary_value``;
+    Index ``user_id`` (sorted): ``frequency`` (int64), ``recency``, ``T``, ``monetary_value``,
+    ``first_purchase_value``;
     with ``observation_end`` also ``frequency_holdout``, ``monetary_value_holdout`` and
     ``duration_holdout``.
     """
@@ -127,6 +129,7 @@ def rfm(
             "recency": (last - first) / length,
             "T": (calibration_day - first) / length,
             "monetary_value": monetary,
+            "first_purchase_value": frame["first_value"].to_numpy(dtype=float),
         },
         index=pd.Index(frame["user_id"].to_numpy(dtype=object), name="user_id"),
     )
