@@ -1,0 +1,294 @@
+"""Each signup's early product activity: the one table the funnel, the drivers and the friction
+points read.
+
+Who is in it (the *cohort*): users who exist at as-of and whose first ``window_days`` days are
+over by then. A younger signup has not had the time to do things yet and would drag every share
+down. Converted = converted by as-of (``status`` converted and ``converted_at`` <= as-of); a
+conversion after as-of does not exist yet.
+
+What is counted: for each user and event name, the first time (hours after signup) and the
+number of times they did it inside ``[signup, signup + window)``, strictly before their
+conversion and not after as-of, the rule the lead features follow, so a behaviour is never
+"explained" by what customers do because they already pay. Events before signup are not part of
+the journey. Event names seen only at or after their user's conversion (billing, invoices...)
+are post-conversion events and are left out; so are names done by fewer than ``min_users``
+signups of the cohort, and beyond ``MAX_EVENT_COLUMNS`` names, the least common ones.
+
+Speed: DuckDB joins the events to their users (string ids of any dtype, no Python hashing) and
+hashes the names in the same scan; everything after is numpy over integer codes (first times by
+``np.minimum.at``, counts by ``np.bincount``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from insightos_utils.contract import NO_CAMPAIGN
+from insightos_utils.errors import InputError
+
+MAX_EVENT_COLUMNS = 64  # event names described per user (1M users x 64 names: about 0.8 GB)
+US_PER_HOUR = 3_600 * 10**6
+_NEVER = np.iinfo(np.int64).max
+_BITMAP_LIMIT = 2**28  # distinct (user, name) pairs by a bitmap up to 256 MB, hashing beyond
+
+
+@dataclass
+class EarlyActivity:
+    """The cohort (one row per user) and what each did in the window, per event name (column).
+
+    ``first_hours`` is inf where the user never did the event in the window; ``counts`` is 0 there.
+    """
+
+    as_of: pd.Timestamp
+    window_days: int
+    user_ids: np.ndarray
+    campaign: np.ndarray
+    converted: np.ndarray
+    conversion_hours: np.ndarray  # hours from signup to conversion; nan when not converted
+    names: tuple[str, ...]
+    first_hours: np.ndarray  # (users, names) float64
+    counts: np.ndarray  # (users, names) int32
+    users_existing: int = 0
+    users_too_young: int = 0
+    events_read: int = 0  # events of existing users up to as-of
+    events_counted: int = 0  # of those, inside a cohort user's window before conversion
+    post_conversion_events: tuple[str, ...] = ()
+    rare_events: tuple[str, ...] = ()  # done by fewer than min_users signups (or beyond the cap)
+    all_event_names: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_ids.size)
+
+    @property
+    def n_converted(self) -> int:
+        return int(self.converted.sum())
+
+    def column(self, name: str) -> int:
+        """The column of event ``name`` (``KeyError`` when it is not described)."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(name) from None
+
+    def users_who_did(self) -> np.ndarray:
+        """Per event name: how many cohort users did it in their window."""
+        return (self.counts > 0).sum(axis=0)
+
+    def undecided_mask(self) -> np.ndarray:
+        """The users who had not converted by the end of their window (the *landmark* group)."""
+        return ~(self.conversion_hours < self.window_days * 24)  # nan (never): undecided
+
+    def subset(self, mask: np.ndarray) -> EarlyActivity:
+        """The same activity for the users of ``mask`` only."""
+        return replace(
+            self,
+            user_ids=self.user_ids[mask],
+            campaign=self.campaign[mask],
+            converted=self.converted[mask],
+            conversion_hours=self.conversion_hours[mask],
+            first_hours=self.first_hours[mask],
+            counts=self.counts[mask],
+            notes=list(self.notes),
+        )
+
+    def undecided(self) -> EarlyActivity:
+        """The landmark group: everyone in it had the whole window to do things, and converted
+        (or not) after it, so comparing what they did is fair. A user who converts on day 2
+        cannot do anything "before converting" on day 5: keeping them would make every later
+        behaviour look worse than it is."""
+        return self.subset(self.undecided_mask())
+
+
+def _naive_utc(values: pd.Series, where: str) -> pd.Series:
+    if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+        raise InputError(
+            f"{where}: expected timestamps, got {values.dtype}; load the tables with "
+            "insightos_utils.ingest.read_processed"
+        )
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values
+
+
+def _microseconds(values: pd.Series, where: str) -> np.ndarray:
+    """Timestamps as int64 microseconds since the epoch (NaT: int64 min)."""
+    return _naive_utc(values, where).to_numpy(dtype="datetime64[us]").view(np.int64)
+
+
+def _require(frame: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{table}: missing column(s) {missing}; load the tables with "
+            "insightos_utils.ingest.read_processed"
+        )
+
+
+def _joined_events(
+    events: pd.DataFrame, existing_ids: pd.Series, as_of: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(user position, name code, time in microseconds) of the events of existing users up to
+    as-of, in no particular order, and the distinct event names (sorted)."""
+    import duckdb
+
+    event_table = pa.Table.from_pandas(
+        events[["user_id", "event_name", "occurred_at"]].assign(
+            occurred_at=_naive_utc(events["occurred_at"], "events.occurred_at")
+        ),
+        preserve_index=False,
+    )
+    user_table = pa.table(
+        {
+            "user_id": pa.array(existing_ids.astype(str).to_numpy(dtype=object), pa.string()),
+            "pos": pa.array(np.arange(len(existing_ids), dtype=np.int32)),
+        }
+    )
+    with duckdb.connect() as connection:
+        connection.register("events", event_table)
+        connection.register("existing_users", user_table)
+        names = connection.sql(
+            "SELECT CAST(event_name AS VARCHAR) AS name, hash(event_name) AS h "
+            "FROM events WHERE event_name IS NOT NULL GROUP BY ALL ORDER BY name"
+        ).fetchnumpy()
+        joined = connection.execute(
+            "SELECT u.pos, hash(e.event_name) AS h, epoch_us(e.occurred_at) AS at_us "
+            "FROM events e JOIN existing_users u ON CAST(e.user_id AS VARCHAR) = u.user_id "
+            "WHERE e.event_name IS NOT NULL AND e.occurred_at <= ?",
+            [as_of.to_pydatetime()],
+        ).fetchnumpy()
+    name_list = [str(n) for n in names["name"]]
+    name_hashes = pd.Index(np.asarray(names["h"], dtype=np.uint64))
+    if not name_hashes.is_unique:  # pragma: no cover - a 64-bit collision among a few names
+        raise RuntimeError("two event names share a DuckDB hash; report this data set")
+    codes = name_hashes.get_indexer(np.asarray(joined["h"], dtype=np.uint64))
+    positions = np.asarray(joined["pos"], dtype=np.int64)
+    times = np.asarray(joined["at_us"], dtype=np.int64)
+    return positions, codes, times, name_list
+
+
+def _distinct_users_per_name(user: np.ndarray, name: np.ndarray, n_users: int, n_names: int):
+    """How many distinct users did each name (over the given (user, name) rows)."""
+    keys = user * n_names + name
+    if n_users * n_names <= _BITMAP_LIMIT:
+        seen = np.zeros(n_users * n_names, dtype=bool)
+        seen[keys] = True
+        return seen.reshape(n_users, n_names).sum(axis=0)
+    return np.bincount(pd.unique(keys) % n_names, minlength=n_names)
+
+
+def early_activity(
+    users: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    window_days: int,
+    min_users: int,
+    required_names: Sequence[str] = (),
+) -> EarlyActivity:
+    """The cohort at ``as_of`` and its early activity (see the module docstring).
+
+    ``required_names`` always get a column (the funnel steps a user listed), however rare.
+    """
+    _require(users, "users", ("user_id", "created_at", "status", "converted_at"))
+    _require(events, "events", ("user_id", "event_name", "occurred_at"))
+    if int(window_days) < 1:
+        raise InputError(f"feature_window_days must be at least 1 day, got {window_days}")
+    as_of = pd.Timestamp(as_of)
+    if as_of.tzinfo is not None:
+        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    as_of_us = int(np.datetime64(as_of.to_datetime64(), "us").astype(np.int64))
+    window_us = int(window_days) * 24 * US_PER_HOUR
+
+    created_all = _microseconds(users["created_at"], "users.created_at")
+    exists = (created_all != np.iinfo(np.int64).min) & (created_all <= as_of_us)
+    existing = users.loc[exists]
+    created = created_all[exists]
+    converted_at = _microseconds(existing["converted_at"], "users.converted_at")
+    converted = (
+        (existing["status"].astype(str) == "converted").to_numpy()
+        & (converted_at != np.iinfo(np.int64).min)
+        & (converted_at <= as_of_us)
+    )
+    conversion_rel = np.where(converted, converted_at - created, _NEVER)
+    in_cohort = created + window_us <= as_of_us
+    cohort_index = np.full(len(existing), -1, dtype=np.int64)
+    cohort_index[in_cohort] = np.arange(int(in_cohort.sum()))
+    n = int(in_cohort.sum())
+
+    if len(events):
+        position, code, at_us, all_names = _joined_events(events, existing["user_id"], as_of)
+    else:
+        position = code = at_us = np.zeros(0, dtype=np.int64)
+        all_names = []
+    n_names = len(all_names)
+    unknown = [name for name in required_names if name not in all_names]
+    if unknown:
+        shown = ", ".join(all_names[:30]) or "none"
+        raise InputError(
+            f"[product] funnel_steps: {unknown} never occur in the events up to as-of "
+            f"{as_of}; the event names are: {shown}"
+        )
+
+    rel = at_us - created[position]
+    seen = np.bincount(code, minlength=n_names) > 0
+    before_conversion = rel < conversion_rel[position]
+    pre_conversion = np.bincount(code[before_conversion], minlength=n_names)
+    post_only = seen & (pre_conversion == 0)
+
+    user = cohort_index[position]
+    limit = np.minimum(conversion_rel, window_us)
+    counted = (user >= 0) & (rel >= 0) & (rel < limit[position]) & ~post_only[code]
+    user, code, rel = user[counted], code[counted], rel[counted]
+    coverage = _distinct_users_per_name(user, code, n, n_names) if n_names else np.zeros(0)
+
+    required = {all_names.index(name) for name in required_names}
+    frequent = [c for c in range(n_names) if coverage[c] >= int(min_users) or c in required]
+    frequent.sort(key=lambda c: (c not in required, -coverage[c], all_names[c]))
+    kept = sorted(frequent[:MAX_EVENT_COLUMNS], key=lambda c: all_names[c])
+    column_of = np.full(n_names + 1, -1, dtype=np.int64)
+    column_of[kept] = np.arange(len(kept))
+    k = len(kept)
+    column = column_of[code]
+    described = column >= 0
+    keys = user[described] * k + column[described]
+    counts = np.bincount(keys, minlength=n * k).astype(np.int32).reshape(n, k)
+    first_us = np.full(n * k, _NEVER, dtype=np.int64)
+    np.minimum.at(first_us, keys, rel[described])
+    first_hours = np.where(first_us == _NEVER, np.inf, first_us / US_PER_HOUR).reshape(n, k)
+
+    cohort = existing.loc[in_cohort]
+    if "campaign" in cohort.columns:
+        campaign = cohort["campaign"].astype(object).to_numpy()
+        campaign = np.where(pd.isna(campaign) | (campaign == ""), NO_CAMPAIGN, campaign)
+    else:
+        campaign = np.full(n, NO_CAMPAIGN, dtype=object)
+    conversion_hours = np.where(
+        converted[in_cohort], conversion_rel[in_cohort] / US_PER_HOUR, np.nan
+    )
+    names = tuple(all_names[c] for c in kept)
+    return EarlyActivity(
+        as_of=as_of,
+        window_days=int(window_days),
+        user_ids=cohort["user_id"].astype(str).to_numpy(dtype=object),
+        campaign=campaign.astype(str).astype(object),
+        converted=converted[in_cohort],
+        conversion_hours=conversion_hours,
+        names=names,
+        first_hours=first_hours,
+        counts=counts,
+        users_existing=int(len(existing)),
+        users_too_young=int(len(existing) - n),
+        events_read=int(position.size),
+        events_counted=int(counted.sum()),
+        post_conversion_events=tuple(all_names[c] for c in np.flatnonzero(post_only)),
+        rare_events=tuple(
+            all_names[c] for c in range(n_names) if seen[c] and not post_only[c] and c not in kept
+        ),
+        all_event_names=tuple(all_names),
+    )
