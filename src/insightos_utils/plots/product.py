@@ -28,12 +28,16 @@ def funnel_chart(table: pd.DataFrame, window_days: int) -> Figure:
     ).clip(min=0)
     ax.errorbar(rows["share_of_signups"], y, xerr=errors, fmt="none", color="#264653", capsize=3)
     ax.plot(
-        rows["conversion_if_reached"], y, "D", color=CONVERSION_COLOUR, label="converted, if reached"
+        rows["conversion_if_reached"],
+        y,
+        "D",
+        color=CONVERSION_COLOUR,
+        label="converted, if reached",
     )
     for position, row in zip(y, rows.itertuples(), strict=True):
         ax.text(
             min(row.share_of_signups, 1.0) + 0.01,
-            position,
+            float(position),
             f"{row.users_reached:,} ({row.share_of_signups:.0%}); converted {row.conversion_if_reached:.0%}",
             va="center",
             fontsize=8,
@@ -41,7 +45,9 @@ def funnel_chart(table: pd.DataFrame, window_days: int) -> Figure:
     ax.set_yticks(y, [f"{row.step}. {row.event_name}" for row in rows.itertuples()])
     ax.set_xlim(0, 1.45)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel(f"share of signups who did the step and every one before it in {window_days} days")
+    ax.set_xlabel(
+        f"share of signups who did the step and every one before it in {window_days} days"
+    )
     ax.set_ylabel("funnel step")
     last = table.iloc[-1]
     ax.set_title(
@@ -69,7 +75,9 @@ def campaign_heatmap(by_campaign: pd.DataFrame) -> Figure:
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel("funnel step")
     ax.set_ylabel("campaign")
-    fig.colorbar(image, ax=ax, format=PercentFormatter(1.0), label="share of the campaign's signups")
+    fig.colorbar(
+        image, ax=ax, format=PercentFormatter(1.0), label="share of the campaign's signups"
+    )
     best, worst = grid.index[0], grid.index[-1]
     ax.set_title(
         f"{best} gets {grid.iloc[0, -1]:.0%} of its signups through the funnel, "

@@ -153,9 +153,10 @@ def _joined_events(
     with duckdb.connect() as connection:
         connection.register("events", event_table)
         connection.register("existing_users", user_table)
-        names = connection.sql(
-            "SELECT CAST(event_name AS VARCHAR) AS name, hash(event_name) AS h "
-            "FROM events WHERE event_name IS NOT NULL GROUP BY ALL ORDER BY name"
+        names = connection.execute(
+            "SELECT CAST(event_name AS VARCHAR) AS name, hash(event_name) AS h FROM events "
+            "WHERE event_name IS NOT NULL AND occurred_at <= ? GROUP BY ALL ORDER BY name",
+            [as_of.to_pydatetime()],
         ).fetchnumpy()
         joined = connection.execute(
             "SELECT u.pos, hash(e.event_name) AS h, epoch_us(e.occurred_at) AS at_us "
@@ -227,16 +228,17 @@ def early_activity(
         position = code = at_us = np.zeros(0, dtype=np.int64)
         all_names = []
     n_names = len(all_names)
-    unknown = [name for name in required_names if name not in all_names]
+    seen = np.bincount(code, minlength=n_names) > 0
+    seen_names = [name for name, present in zip(all_names, seen, strict=True) if present]
+    unknown = [name for name in required_names if name not in seen_names]
     if unknown:
-        shown = ", ".join(all_names[:30]) or "none"
+        shown = ", ".join(seen_names[:30]) or "none"
         raise InputError(
             f"[product] funnel_steps: {unknown} never occur in the events up to as-of "
             f"{as_of}; the event names are: {shown}"
         )
 
     rel = at_us - created[position]
-    seen = np.bincount(code, minlength=n_names) > 0
     before_conversion = rel < conversion_rel[position]
     pre_conversion = np.bincount(code[before_conversion], minlength=n_names)
     post_only = seen & (pre_conversion == 0)
@@ -290,5 +292,5 @@ def early_activity(
         rare_events=tuple(
             all_names[c] for c in range(n_names) if seen[c] and not post_only[c] and c not in kept
         ),
-        all_event_names=tuple(all_names),
+        all_event_names=tuple(seen_names),
     )

@@ -98,7 +98,9 @@ def friction_points(funnel: Funnel, activity: EarlyActivity) -> pd.DataFrame:
         }
     )
     is_friction = (table["users_lost"] > 0) & (table["conversion_gap"] > 0)
-    order = np.argsort(-table["conversions_left"].where(is_friction, -np.inf).to_numpy(), kind="stable")
+    order = np.argsort(
+        -table["conversions_left"].where(is_friction, -np.inf).to_numpy(), kind="stable"
+    )
     table = table.iloc[order].reset_index(drop=True)
     rank = pd.array(np.arange(1, len(table) + 1), dtype="Int64")
     rank[~is_friction.to_numpy()[order]] = pd.NA

@@ -115,12 +115,12 @@ def choose_steps(
     if given:
         names = tuple(dict.fromkeys(given))
         post = [name for name in names if name in activity.post_conversion_events]
-        notes = tuple(
+        warnings = tuple(
             f"'{name}' is only ever seen at or after conversion: nobody reaches it before "
             "converting, so it and the steps after it are not shown."
             for name in post[:1]
         )
-        return StepChoice(names, False, "the steps listed in [product] funnel_steps", notes)
+        return StepChoice(names, False, "the steps listed in [product] funnel_steps", warnings)
     if not activity.names:
         return StepChoice((), True, "no event name was done by enough signups")
     enough_converters = activity.n_converted >= int(min_users)

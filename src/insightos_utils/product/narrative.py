@@ -131,7 +131,9 @@ def friction_in_words(top: dict[str, Any] | None, window_days: int) -> str:
 
 def drivers_in_words(drivers: pd.DataFrame, top: int = 3) -> str:
     """The best-supported behaviours, with lift, interval and users, then the caution."""
-    positive = drivers[drivers["evidence"] == "converts more"].head(top) if len(drivers) else drivers
+    positive = (
+        drivers[drivers["evidence"] == "converts more"].head(top) if len(drivers) else drivers
+    )
     if positive.empty:
         return (
             "No early behaviour is clearly associated with converting more (or too few signups "

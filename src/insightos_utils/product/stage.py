@@ -144,7 +144,9 @@ def summary_document(analysis: ProductAnalysis) -> dict[str, Any]:
     activity, funnel = analysis.activity, analysis.funnel
     steps = funnel.table.drop(columns=["conversions"]).to_dict(orient="records")
     drivers = analysis.drivers
-    top_drivers = drivers[drivers["evidence"] == "converts more"].head(3) if len(drivers) else drivers
+    top_drivers = (
+        drivers[drivers["evidence"] == "converts more"].head(3) if len(drivers) else drivers
+    )
     return {
         "state": "ok",
         "as_of": activity.as_of.isoformat(),
