@@ -40,7 +40,7 @@ def test_cohort_follows_as_of_and_the_window(known) -> None:
     assert activity.users_existing == 201
     assert activity.n_converted == 46  # 45 late converters + u165; u166 converts after as-of
     assert "future_thing" not in activity.all_event_names  # after as-of: does not exist
-    assert activity.post_conversion_events == ("pay_invoice",)
+    assert activity.outside_journey_events == ("pay_invoice",)  # post-conversion
     assert set(activity.names) == {"open_app", "make_thing", "share_thing"}
 
 

@@ -10,13 +10,16 @@ What is counted: for each user and event name, the first time (hours after signu
 number of times they did it inside ``[signup, signup + window)``, strictly before their
 conversion and not after as-of, the rule the lead features follow, so a behaviour is never
 "explained" by what customers do because they already pay. Events before signup are not part of
-the journey. Event names seen only at or after their user's conversion (billing, invoices...)
-are post-conversion events and are left out; so are names done by fewer than ``min_users``
-signups of the cohort, and beyond ``MAX_EVENT_COLUMNS`` names, the least common ones.
+the journey. So a post-conversion event (one only ever seen at or after its user's conversion:
+billing, invoices, seats) can never count: it lands in ``outside_journey_events``, the names
+nobody did in their first days before converting, with anything done only later in life.
+Names done by fewer than ``min_users`` signups of the cohort get no column, nor, beyond
+``MAX_EVENT_COLUMNS`` names, the least common ones.
 
-Speed: DuckDB joins the events to their users (string ids of any dtype, no Python hashing) and
-hashes the names in the same scan; everything after is numpy over integer codes (first times by
-``np.minimum.at``, counts by ``np.bincount``).
+Speed: for text ids, DuckDB joins the events to the cohort's users (no Python hashing), keeps
+only the counted ones and hashes their names in the same scan; for categorical ids (encoded
+once already) the categories are looked up once. Everything after is numpy over integer codes
+(first times by ``np.minimum.at``, counts by ``np.bincount``).
 """
 
 from __future__ import annotations
@@ -55,9 +58,9 @@ class EarlyActivity:
     counts: np.ndarray  # (users, names) int32
     users_existing: int = 0
     users_too_young: int = 0
-    events_read: int = 0  # events of existing users up to as-of
+    events_read: int = 0  # events up to as-of
     events_counted: int = 0  # of those, inside a cohort user's window before conversion
-    post_conversion_events: tuple[str, ...] = ()
+    outside_journey_events: tuple[str, ...] = ()  # never done in a window before converting
     rare_events: tuple[str, ...] = ()  # done by fewer than min_users signups (or beyond the cap)
     all_event_names: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
@@ -131,11 +134,48 @@ def _require(frame: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
         )
 
 
-def _joined_events(
-    events: pd.DataFrame, existing_ids: pd.Series, as_of: pd.Timestamp
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(user position, name code, time in microseconds) of the events of existing users up to
-    as-of, in no particular order, and the distinct event names (sorted)."""
+@dataclass
+class _Counted:
+    """The counted events (cohort user, name code, microseconds after signup), the distinct
+    event names up to as-of (sorted), and how many events there are up to as-of."""
+
+    user: np.ndarray
+    code: np.ndarray
+    rel: np.ndarray
+    names: list[str]
+    events_total: int
+
+
+def _counted_by_codes(events: pd.DataFrame, cohort: pd.DataFrame, as_of_us: int) -> _Counted:
+    """The counting for categorical user_id and event_name (encoded once already): no join,
+    the categories are looked up once and the rest is integer arithmetic."""
+    user_codes = events["user_id"].cat.codes.to_numpy()
+    position = pd.Index(cohort["user_id"]).get_indexer(events["user_id"].cat.categories)
+    user = np.append(position, -1)[user_codes]
+    at_us = _microseconds(events["occurred_at"], "events.occurred_at")
+    name_codes = events["event_name"].cat.codes.to_numpy()
+    up_to = (at_us <= as_of_us) & (name_codes >= 0)
+    categories = np.asarray(events["event_name"].cat.categories.astype(str), dtype=object)
+    present = np.bincount(name_codes[up_to], minlength=len(categories)) > 0
+    order = sorted(np.flatnonzero(present), key=lambda c: categories[c])
+    recode = np.full(len(categories) + 1, -1, dtype=np.int64)
+    recode[order] = np.arange(len(order))
+    keep = up_to & (user >= 0)
+    user, at_us, code = user[keep], at_us[keep], recode[name_codes[keep]]
+    rel = at_us - cohort["created_us"].to_numpy()[user]
+    inside = (rel >= 0) & (rel < cohort["limit_us"].to_numpy()[user])
+    return _Counted(
+        user=user[inside].astype(np.int64),
+        code=code[inside],
+        rel=rel[inside],
+        names=[str(categories[c]) for c in order],
+        events_total=int(up_to.sum()),
+    )
+
+
+def _counted_by_duckdb(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Timestamp) -> _Counted:
+    """The counting for text ids: DuckDB joins the events to the cohort's users, keeps the
+    counted ones and hashes their names; a second, join-free scan lists the names."""
     import duckdb
 
     event_table = pa.Table.from_pandas(
@@ -144,34 +184,46 @@ def _joined_events(
         ),
         preserve_index=False,
     )
-    user_table = pa.table(
-        {
-            "user_id": pa.array(existing_ids.astype(str).to_numpy(dtype=object), pa.string()),
-            "pos": pa.array(np.arange(len(existing_ids), dtype=np.int32)),
-        }
-    )
+    moment = [as_of.to_pydatetime()]
     with duckdb.connect() as connection:
         connection.register("events", event_table)
-        connection.register("existing_users", user_table)
+        connection.register("cohort_users", pa.Table.from_pandas(cohort, preserve_index=False))
         names = connection.execute(
-            "SELECT CAST(event_name AS VARCHAR) AS name, hash(event_name) AS h FROM events "
-            "WHERE event_name IS NOT NULL AND occurred_at <= ? GROUP BY ALL ORDER BY name",
-            [as_of.to_pydatetime()],
+            "SELECT CAST(event_name AS VARCHAR) AS name, hash(event_name) AS h, "
+            "count(*) AS total FROM events WHERE event_name IS NOT NULL AND occurred_at <= ? "
+            "GROUP BY ALL ORDER BY name",
+            moment,
         ).fetchnumpy()
-        joined = connection.execute(
-            "SELECT u.pos, hash(e.event_name) AS h, epoch_us(e.occurred_at) AS at_us "
-            "FROM events e JOIN existing_users u ON CAST(e.user_id AS VARCHAR) = u.user_id "
-            "WHERE e.event_name IS NOT NULL AND e.occurred_at <= ?",
-            [as_of.to_pydatetime()],
+        counted = connection.execute(
+            "SELECT cohort_pos, h, at_us - created_us AS rel FROM ("
+            "  SELECT u.cohort_pos, u.created_us, u.limit_us, hash(e.event_name) AS h, "
+            "  epoch_us(e.occurred_at) AS at_us "
+            "  FROM events e JOIN cohort_users u ON CAST(e.user_id AS VARCHAR) = u.user_id "
+            "  WHERE e.event_name IS NOT NULL AND e.occurred_at <= ?"
+            ") WHERE at_us >= created_us AND at_us - created_us < limit_us",
+            moment,
         ).fetchnumpy()
-    name_list = [str(n) for n in names["name"]]
     name_hashes = pd.Index(np.asarray(names["h"], dtype=np.uint64))
     if not name_hashes.is_unique:  # pragma: no cover - a 64-bit collision among a few names
         raise RuntimeError("two event names share a DuckDB hash; report this data set")
-    codes = name_hashes.get_indexer(np.asarray(joined["h"], dtype=np.uint64))
-    positions = np.asarray(joined["pos"], dtype=np.int64)
-    times = np.asarray(joined["at_us"], dtype=np.int64)
-    return positions, codes, times, name_list
+    return _Counted(
+        user=np.asarray(counted["cohort_pos"], dtype=np.int64),
+        code=name_hashes.get_indexer(np.asarray(counted["h"], dtype=np.uint64)),
+        rel=np.asarray(counted["rel"], dtype=np.int64),
+        names=[str(n) for n in names["name"]],
+        events_total=int(np.asarray(names["total"], dtype=np.int64).sum()),
+    )
+
+
+def _counted_events(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Timestamp) -> _Counted:
+    """The events counted in the cohort's windows (see the module docstring)."""
+    if not len(events):
+        empty = np.zeros(0, dtype=np.int64)
+        return _Counted(empty, empty, empty, [], 0)
+    if all(isinstance(events[c].dtype, pd.CategoricalDtype) for c in ("user_id", "event_name")):
+        as_of_us = int(np.datetime64(as_of.to_datetime64(), "us").astype(np.int64))
+        return _counted_by_codes(events, cohort, as_of_us)
+    return _counted_by_duckdb(events, cohort, as_of)
 
 
 def _distinct_users_per_name(user: np.ndarray, name: np.ndarray, n_users: int, n_names: int):
@@ -218,35 +270,28 @@ def early_activity(
     )
     conversion_rel = np.where(converted, converted_at - created, _NEVER)
     in_cohort = created + window_us <= as_of_us
-    cohort_index = np.full(len(existing), -1, dtype=np.int64)
-    cohort_index[in_cohort] = np.arange(int(in_cohort.sum()))
     n = int(in_cohort.sum())
 
-    if len(events):
-        position, code, at_us, all_names = _joined_events(events, existing["user_id"], as_of)
-    else:
-        position = code = at_us = np.zeros(0, dtype=np.int64)
-        all_names = []
+    ids = existing["user_id"].astype(str).to_numpy(dtype=object)
+    cohort_table = pd.DataFrame(
+        {
+            "user_id": pd.array(ids[in_cohort], dtype="str"),
+            "cohort_pos": np.arange(n, dtype=np.int64),
+            "created_us": created[in_cohort],
+            "limit_us": np.minimum(conversion_rel[in_cohort], window_us),
+        }
+    )
+    counted = _counted_events(events, cohort_table, as_of)
+    all_names = counted.names
     n_names = len(all_names)
-    seen = np.bincount(code, minlength=n_names) > 0
-    seen_names = [name for name, present in zip(all_names, seen, strict=True) if present]
-    unknown = [name for name in required_names if name not in seen_names]
+    unknown = [name for name in required_names if name not in all_names]
     if unknown:
-        shown = ", ".join(seen_names[:30]) or "none"
+        shown = ", ".join(all_names[:30]) or "none"
         raise InputError(
             f"[product] funnel_steps: {unknown} never occur in the events up to as-of "
             f"{as_of}; the event names are: {shown}"
         )
-
-    rel = at_us - created[position]
-    before_conversion = rel < conversion_rel[position]
-    pre_conversion = np.bincount(code[before_conversion], minlength=n_names)
-    post_only = seen & (pre_conversion == 0)
-
-    user = cohort_index[position]
-    limit = np.minimum(conversion_rel, window_us)
-    counted = (user >= 0) & (rel >= 0) & (rel < limit[position]) & ~post_only[code]
-    user, code, rel = user[counted], code[counted], rel[counted]
+    user, code, rel = counted.user, counted.code, counted.rel
     coverage = _distinct_users_per_name(user, code, n, n_names) if n_names else np.zeros(0)
 
     required = {all_names.index(name) for name in required_names}
@@ -286,11 +331,11 @@ def early_activity(
         counts=counts,
         users_existing=int(len(existing)),
         users_too_young=int(len(existing) - n),
-        events_read=int(position.size),
-        events_counted=int(counted.sum()),
-        post_conversion_events=tuple(all_names[c] for c in np.flatnonzero(post_only)),
+        events_read=counted.events_total,
+        events_counted=int(rel.size),
+        outside_journey_events=tuple(all_names[c] for c in range(n_names) if coverage[c] == 0),
         rare_events=tuple(
-            all_names[c] for c in range(n_names) if seen[c] and not post_only[c] and c not in kept
+            all_names[c] for c in range(n_names) if coverage[c] > 0 and c not in kept
         ),
-        all_event_names=tuple(seen_names),
+        all_event_names=tuple(all_names),
     )

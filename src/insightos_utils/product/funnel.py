@@ -114,11 +114,11 @@ def choose_steps(
     """The funnel's event names in order: ``given`` as listed, else learned (module docstring)."""
     if given:
         names = tuple(dict.fromkeys(given))
-        post = [name for name in names if name in activity.post_conversion_events]
+        outside = [name for name in names if name in activity.outside_journey_events]
         warnings = tuple(
-            f"'{name}' is only ever seen at or after conversion: nobody reaches it before "
-            "converting, so it and the steps after it are not shown."
-            for name in post[:1]
+            f"'{name}' was never done in a signup's first {activity.window_days} days before "
+            "converting (a post-conversion event, or one done only later): nobody reaches it."
+            for name in outside[:1]
         )
         return StepChoice(names, False, "the steps listed in [product] funnel_steps", warnings)
     if not activity.names:

@@ -39,10 +39,11 @@ def cohort_in_words(activity: EarlyActivity) -> str:
             f" {activity.users_too_young:,} younger signups are left out: they have not had "
             "their full window yet."
         )
-    if activity.post_conversion_events:
+    if activity.outside_journey_events:
         text += (
-            " Post-conversion events (only ever seen at or after conversion) are not part of "
-            f"the journey: {', '.join(activity.post_conversion_events)}."
+            f" Never done in anyone's first {activity.window_days} days before converting, so "
+            "not part of the early journey (post-conversion events such as billing, or things "
+            f"done only later): {', '.join(activity.outside_journey_events)}."
         )
     return text
 

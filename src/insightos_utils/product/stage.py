@@ -166,7 +166,7 @@ def summary_document(analysis: ProductAnalysis) -> dict[str, Any]:
         "top_drivers": top_drivers.to_dict(orient="records"),
         "drivers_in_words": analysis.sections.get("drivers", ""),
         "caution": CAUTION,
-        "post_conversion_events": list(activity.post_conversion_events),
+        "outside_journey_events": list(activity.outside_journey_events),
         "notes": analysis.notes,
     }
 
