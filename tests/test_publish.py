@@ -281,3 +281,28 @@ def test_an_unsupported_database_is_refused(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run-a", "run-a", 5, seed=1)
     with pytest.raises(InputError, match="SQLite and PostgreSQL"):
         publish_run(run, "mysql+pymysql://user:pw@localhost/db", run_meta("run-a"))
+
+
+def readme_queries(repo_root: Path) -> list[str]:
+    """The SQL blocks of the README's "Your results in a BI tool" section."""
+    text = (repo_root / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Your results in a BI tool", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```sql\n")[1:]]
+
+
+def test_the_readme_dashboard_queries_run(db_url: str, tmp_path: Path, repo_root: Path) -> None:
+    queries = readme_queries(repo_root)
+    assert len(queries) == 4
+    publish_run(make_run(tmp_path / "run-a", "run-a", 40, seed=1), db_url, run_meta("run-a"))
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            who, campaigns, funnel, history = (
+                pd.read_sql_query(sa.text(query), connection) for query in queries
+            )
+    finally:
+        engine.dispose()
+    assert list(who["rank"]) == list(range(1, 26))
+    assert list(campaigns["campaign"]) == ["google_gestao_agil", "facebook_produtividade"]
+    assert list(funnel["lost_before_next_step"].iloc[:2]) == [9727 - 7745, 7745 - 4329]
+    assert list(history["run_id"]) == ["run-a"]

@@ -106,6 +106,7 @@ TABLES: tuple[CurrentTable, ...] = (
             "prob_alive": FLOAT,
             "expected_purchases": FLOAT,
             "ltv": FLOAT,
+            "expected_average_value": FLOAT,
         },
     ),
     CurrentTable(

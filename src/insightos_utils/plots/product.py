@@ -70,7 +70,8 @@ def campaign_heatmap(by_campaign: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(1.1 * grid.shape[1] + 4, 0.45 * grid.shape[0] + 2))
     image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(grid.to_numpy()):
-        ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8, color="white")
+        colour = "black" if value > 0.55 else "white"  # readable on viridis' light end
+        ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8, color=colour)
     ax.set_xticks(range(grid.shape[1]), [labels[s] for s in grid.columns], rotation=30, ha="right")
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel("funnel step")
