@@ -47,3 +47,16 @@ def test_notebook_on_a_crm_only_company(run_notebook, tmp_path) -> None:
     )
     assert pd.read_csv(run_dir / "funnel.csv").empty
     assert "Not computed: product" in _outputs_text(executed)
+
+
+@pytest.mark.notebook
+def test_insightos_run_runs_05_product_and_leaves_its_files(pipeline_run: Path) -> None:
+    funnel = pd.read_csv(pipeline_run / "funnel.csv")
+    assert list(funnel.columns) == list(FUNNEL_COLUMNS) and len(funnel) >= 3
+    summary = json.loads((pipeline_run / "product_summary.json").read_text())
+    assert summary["state"] == "ok" and summary["top_friction"]["event_name"] in set(
+        funnel["event_name"]
+    )
+    stages = json.loads((pipeline_run / "stages.json").read_text())
+    assert stages["product"]["state"] == "ok"
+    assert (pipeline_run / "05_product.html").is_file()
