@@ -179,3 +179,18 @@ def test_categorical_ids_give_the_same_activity(known) -> None:
     assert plain.names == coded.names
     np.testing.assert_array_equal(plain.counts, coded.counts)
     np.testing.assert_array_equal(plain.first_hours, coded.first_hours)
+
+
+@pytest.mark.parametrize("ids", ["text", "categorical"])
+def test_chunk_boundaries_change_nothing(known, ids: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from insightos_utils.product import activity as activity_module
+
+    users, events = known
+    if ids == "categorical":
+        events = events.astype({"user_id": "category", "event_name": "category"})
+    whole = _activity(users, events)
+    monkeypatch.setattr(activity_module, "CHUNK_ROWS", 7)  # 550 events: 79 chunks
+    chunked = _activity(users, events)
+    assert chunked.names == whole.names and chunked.events_counted == whole.events_counted
+    np.testing.assert_array_equal(chunked.counts, whole.counts)
+    np.testing.assert_array_equal(chunked.first_hours, whole.first_hours)

@@ -36,6 +36,7 @@ from insightos_utils.errors import InputError
 
 MAX_EVENT_COLUMNS = 64  # event names described per user (1M users x 64 names: about 0.8 GB)
 US_PER_HOUR = 3_600 * 10**6
+CHUNK_ROWS = 1 << 21  # rows handled at a time (temporaries the allocator reuses)
 _NEVER = np.iinfo(np.int64).max
 _BITMAP_LIMIT = 2**28  # distinct (user, name) pairs by a bitmap up to 256 MB, hashing beyond
 
@@ -146,30 +147,53 @@ class _Counted:
     events_total: int
 
 
+def _time_codes(values: pd.Series, where: str) -> tuple[np.ndarray, int]:
+    """Timestamps as int64 in their own unit (no converted copy) and that unit's ticks per
+    microsecond (1 for microseconds, 1000 for nanoseconds...)."""
+    array = _naive_utc(values, where).to_numpy()
+    unit, _ = np.datetime_data(array.dtype)
+    per_us = {"ns": 1000, "us": 1}.get(unit)
+    if per_us is None:  # seconds or milliseconds: rare; convert once
+        return array.astype("datetime64[us]").view(np.int64), 1
+    return array.view(np.int64), per_us
+
+
 def _counted_by_codes(events: pd.DataFrame, cohort: pd.DataFrame, as_of_us: int) -> _Counted:
     """The counting for categorical user_id and event_name (encoded once already): no join,
-    the categories are looked up once and the rest is integer arithmetic."""
+    the categories are looked up once and the rest is integer arithmetic, chunk by chunk
+    (small temporaries are reused by the allocator instead of faulting in fresh pages)."""
+    lookup = np.append(
+        pd.Index(cohort["user_id"]).get_indexer(events["user_id"].cat.categories), -1
+    ).astype(np.int32)
     user_codes = events["user_id"].cat.codes.to_numpy()
-    position = pd.Index(cohort["user_id"]).get_indexer(events["user_id"].cat.categories)
-    user = np.append(position, -1)[user_codes]
-    at_us = _microseconds(events["occurred_at"], "events.occurred_at")
     name_codes = events["event_name"].cat.codes.to_numpy()
-    up_to = (at_us <= as_of_us) & (name_codes >= 0)
+    ticks, per_us = _time_codes(events["occurred_at"], "events.occurred_at")
+    created = cohort["created_us"].to_numpy() * per_us
+    limit = cohort["limit_us"].to_numpy() * per_us
+    as_of_ticks = as_of_us * per_us
     categories = np.asarray(events["event_name"].cat.categories.astype(str), dtype=object)
-    present = np.bincount(name_codes[up_to], minlength=len(categories)) > 0
+    present = np.zeros(len(categories), dtype=np.int64)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in range(0, len(events), CHUNK_ROWS):
+        stop = start + CHUNK_ROWS
+        at, name = ticks[start:stop], name_codes[start:stop]
+        up_to = (at <= as_of_ticks) & (name >= 0)
+        present += np.bincount(name[up_to], minlength=len(categories))
+        user = lookup[user_codes[start:stop]]
+        keep = np.flatnonzero(up_to & (user >= 0))
+        user, at, name = user[keep], at[keep], name[keep]
+        rel = at - created[user]
+        inside = np.flatnonzero((rel >= 0) & (rel < limit[user]))
+        parts.append((user[inside], name[inside], rel[inside] // per_us))
     order = sorted(np.flatnonzero(present), key=lambda c: categories[c])
-    recode = np.full(len(categories) + 1, -1, dtype=np.int64)
+    recode = np.full(len(categories), -1, dtype=np.int32)
     recode[order] = np.arange(len(order))
-    keep = up_to & (user >= 0)
-    user, at_us, code = user[keep], at_us[keep], recode[name_codes[keep]]
-    rel = at_us - cohort["created_us"].to_numpy()[user]
-    inside = (rel >= 0) & (rel < cohort["limit_us"].to_numpy()[user])
     return _Counted(
-        user=user[inside].astype(np.int64),
-        code=code[inside],
-        rel=rel[inside],
+        user=np.concatenate([p[0] for p in parts]),
+        code=recode[np.concatenate([p[1] for p in parts])],
+        rel=np.concatenate([p[2] for p in parts]),
         names=[str(categories[c]) for c in order],
-        events_total=int(up_to.sum()),
+        events_total=int(present.sum()),
     )
 
 
@@ -207,8 +231,8 @@ def _counted_by_duckdb(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Tim
     if not name_hashes.is_unique:  # pragma: no cover - a 64-bit collision among a few names
         raise RuntimeError("two event names share a DuckDB hash; report this data set")
     return _Counted(
-        user=np.asarray(counted["cohort_pos"], dtype=np.int64),
-        code=name_hashes.get_indexer(np.asarray(counted["h"], dtype=np.uint64)),
+        user=np.asarray(counted["cohort_pos"], dtype=np.int32),
+        code=name_hashes.get_indexer(np.asarray(counted["h"], dtype=np.uint64)).astype(np.int32),
         rel=np.asarray(counted["rel"], dtype=np.int64),
         names=[str(n) for n in names["name"]],
         events_total=int(np.asarray(names["total"], dtype=np.int64).sum()),
@@ -218,22 +242,46 @@ def _counted_by_duckdb(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Tim
 def _counted_events(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Timestamp) -> _Counted:
     """The events counted in the cohort's windows (see the module docstring)."""
     if not len(events):
-        empty = np.zeros(0, dtype=np.int64)
-        return _Counted(empty, empty, empty, [], 0)
+        empty = np.zeros(0, dtype=np.int32)
+        return _Counted(empty, empty, np.zeros(0, dtype=np.int64), [], 0)
     if all(isinstance(events[c].dtype, pd.CategoricalDtype) for c in ("user_id", "event_name")):
         as_of_us = int(np.datetime64(as_of.to_datetime64(), "us").astype(np.int64))
         return _counted_by_codes(events, cohort, as_of_us)
     return _counted_by_duckdb(events, cohort, as_of)
 
 
+def _chunks(size: int) -> range:
+    return range(0, size, CHUNK_ROWS)
+
+
 def _distinct_users_per_name(user: np.ndarray, name: np.ndarray, n_users: int, n_names: int):
     """How many distinct users did each name (over the given (user, name) rows)."""
-    keys = user * n_names + name
     if n_users * n_names <= _BITMAP_LIMIT:
         seen = np.zeros(n_users * n_names, dtype=bool)
-        seen[keys] = True
+        for start in _chunks(user.size):
+            stop = start + CHUNK_ROWS
+            seen[user[start:stop].astype(np.int64) * n_names + name[start:stop]] = True
         return seen.reshape(n_users, n_names).sum(axis=0)
-    return np.bincount(pd.unique(keys) % n_names, minlength=n_names)
+    keys = pd.unique(user.astype(np.int64) * n_names + name)
+    return np.bincount(keys % n_names, minlength=n_names)
+
+
+def _first_and_counts(
+    user: np.ndarray, column: np.ndarray, rel: np.ndarray, n: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (user, column): the earliest ``rel`` (``_NEVER`` when none) and the number of rows,
+    in place over chunks (``np.minimum.at`` and ``np.add.at``, no full-size temporaries)."""
+    first = np.full(n * k, _NEVER, dtype=np.int64)
+    counts = np.zeros(n * k, dtype=np.int64)
+    ones = np.ones(min(CHUNK_ROWS, max(user.size, 1)), dtype=np.int64)
+    for start in _chunks(user.size):
+        stop = start + CHUNK_ROWS
+        columns = column[start:stop]
+        keep = np.flatnonzero(columns >= 0)
+        keys = user[start:stop][keep].astype(np.int64) * k + columns[keep]
+        np.minimum.at(first, keys, rel[start:stop][keep])
+        np.add.at(counts, keys, ones[: keys.size])
+    return first.reshape(n, k), counts.astype(np.int32).reshape(n, k)
 
 
 def early_activity(
@@ -276,7 +324,7 @@ def early_activity(
     cohort_table = pd.DataFrame(
         {
             "user_id": pd.array(ids[in_cohort], dtype="str"),
-            "cohort_pos": np.arange(n, dtype=np.int64),
+            "cohort_pos": np.arange(n, dtype=np.int32),
             "created_us": created[in_cohort],
             "limit_us": np.minimum(conversion_rel[in_cohort], window_us),
         }
@@ -298,16 +346,10 @@ def early_activity(
     frequent = [c for c in range(n_names) if coverage[c] >= int(min_users) or c in required]
     frequent.sort(key=lambda c: (c not in required, -coverage[c], all_names[c]))
     kept = sorted(frequent[:MAX_EVENT_COLUMNS], key=lambda c: all_names[c])
-    column_of = np.full(n_names + 1, -1, dtype=np.int64)
-    column_of[kept] = np.arange(len(kept))
-    k = len(kept)
-    column = column_of[code]
-    described = column >= 0
-    keys = user[described] * k + column[described]
-    counts = np.bincount(keys, minlength=n * k).astype(np.int32).reshape(n, k)
-    first_us = np.full(n * k, _NEVER, dtype=np.int64)
-    np.minimum.at(first_us, keys, rel[described])
-    first_hours = np.where(first_us == _NEVER, np.inf, first_us / US_PER_HOUR).reshape(n, k)
+    column_of = np.full(n_names + 1, -1, dtype=np.int32)
+    column_of[kept] = np.arange(len(kept), dtype=np.int32)
+    first_us, counts = _first_and_counts(user, column_of[code], rel, n, len(kept))
+    first_hours = np.where(first_us == _NEVER, np.inf, first_us / US_PER_HOUR)
 
     cohort = existing.loc[in_cohort]
     if "campaign" in cohort.columns:
