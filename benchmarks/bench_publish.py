@@ -155,8 +155,15 @@ def main() -> None:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "publish_run": measure_in_subprocess(header + PUBLISH_CHILD, repeats=args.repeats),
         }
-        if not args.no_pandas:
-            figures["pandas_to_sql_multi"] = measure_in_subprocess(header + PANDAS_CHILD, repeats=1)
+        pandas_leads = args.leads if args.pandas_leads is None else args.pandas_leads
+        if pandas_leads:
+            pandas_run = Path(name) / "pandas-run"
+            write_run(pandas_run, pandas_leads)
+            pandas_header = f"RUN = {str(pandas_run)!r}\nDB = {args.db!r}\n"
+            figures["pandas_to_sql_multi"] = {
+                "leads": pandas_leads,
+                **measure_in_subprocess(pandas_header + PANDAS_CHILD, repeats=1),
+            }
         figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         record("publish", figures)
 
