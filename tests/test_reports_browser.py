@@ -117,7 +117,7 @@ def test_index_run_summary_and_reports_read_clean_in_chromium(
     for heading in ("Who to call first", "Where to spend", "Reports and files"):
         assert heading in summary["text"]
     reports = [link for link in summary["links"] if link.endswith(".html") and "/latest/" in link]
-    assert len(reports) == 4, summary["links"]  # one per notebook
+    assert len(reports) == 5, summary["links"]  # one per notebook
     images = 0
     for report in reports:
         name = Path(urlparse(report).path).stem

@@ -448,6 +448,7 @@ def test_end_to_end_run_writes_every_contract_file(pipeline_run: Path) -> None:
         "02_eda.ipynb",
         "03_lead_scoring.ipynb",
         "04_ltv.ipynb",
+        "05_product.ipynb",
     ]
     log = (pipeline_run / "run.log").read_text()
     for nb in meta["notebooks"]:
