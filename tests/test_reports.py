@@ -294,3 +294,27 @@ def test_numbers_read_as_words_not_as_nan_or_false_certainty() -> None:
     assert rows[1]["cac"] == "—" and rows[1]["ltv_to_cac"] == "—"
     leads = pd.DataFrame({"user_id": ["u1", "u2"], "score": [0.998, 0.5], "rank": [1, 2]})
     assert [lead["score"] for lead in reports.top_leads(leads)] == [">99%", "50%"]
+
+
+def test_run_summary_says_where_users_get_stuck_from_the_product_summary(tmp_path: Path) -> None:
+    write_outputs(tmp_path)
+    summary = {
+        "state": "ok",
+        "funnel_in_words": "Of 9,727 signups, 80.0% created a task.",
+        "top_friction_in_words": "The biggest loss is project created → teammate invited.",
+        "caution": "Association is not causation.",
+        "funnel": [
+            {"event_name": "(signup)", "users_reached": 9727, "share_of_signups": 1.0,
+             "conversion_if_reached": 0.104},
+            {"event_name": "task_created", "users_reached": 7781, "share_of_signups": 0.8,
+             "conversion_if_reached": 0.123},
+        ],
+    }  # fmt: skip
+    (tmp_path / "product_summary.json").write_text(json.dumps(summary))
+    page = reports.write_run_summary(tmp_path, run_meta("r", "2026-01-02T00:00:00")).read_text()
+    stuck = page[page.index('id="stuck"') : page.index('id="reports"')]
+    assert "project created → teammate invited" in stuck and "Association is not causation" in stuck
+    assert "100.0%" in stuck and "80.0%" in stuck and "9,727" in stuck and "12.3%" in stuck
+    (tmp_path / "product_summary.json").write_text(json.dumps({"state": "skipped", "reason": "x"}))
+    page = reports.write_run_summary(tmp_path, run_meta("r", "2026-01-02T00:00:00")).read_text()
+    assert 'id="stuck"' not in page  # the "not computed" section says why instead

@@ -133,7 +133,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, help="override [ltv] gross margin")
     p.add_argument("--score-only", action="store_true", help="score open leads, no retraining")
     p.add_argument(
-        "--db", help="with --score-only: also upsert the scores into this database (SQLAlchemy URL)"
+        "--db",
+        help="after a successful run, write every result table to this database (SQLAlchemy URL; "
+        "default [run] publish_url)",
     )
     p.add_argument("--reports-dir", type=Path, help="override [run] reports_dir (default reports)")
     p.add_argument("--notebooks", type=Path, help="notebooks folder (default ./notebooks)")
@@ -171,8 +173,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.raw:  # an explicit folder wins over a configured database
         config = config.with_overrides(source="command line", source_url="")
-    if args.db and not args.score_only:
-        raise InputError("--db writes scores of a --score-only run; add --score-only")
     run_dir = run_pipeline(
         config,
         out_dir=args.out,

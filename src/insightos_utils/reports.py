@@ -421,6 +421,7 @@ def write_run_summary(
         if nb.get("html")
     ]
     not_computed = skipped_stages(run)
+    product = product_section(run_dir) if run.get("status") == "ok" else None
     warnings = [str(w.get("message", "")) for w in run["ingest_warnings"] if w.get("message")]
     files = [
         name
@@ -430,6 +431,7 @@ def write_run_summary(
             "customer_ltv.csv",
             "campaign_ltv.csv",
             "ltv_params.json",
+            "funnel.csv",
             RUN_META,
             "run.log",
         )
@@ -452,9 +454,39 @@ def write_run_summary(
             files=files,
             not_computed=not_computed,
             warnings=warnings,
+            product=product,
         )
     )
     return atomic_write_text(run_dir / "index.html", html)
+
+
+def _share(value: Any) -> str:
+    """A measured share (not a model's probability): 100% means everyone."""
+    return f"{value:.1%}" if _is_number(value) else "—"
+
+
+def product_section(run_dir: Path) -> dict[str, Any] | None:
+    """ "Where users get stuck" from 05_product's ``product_summary.json``: the funnel and the
+    top friction point in words (None when the run has no product summary or skipped it: the
+    "not computed" section says why)."""
+    summary = read_json(run_dir / "product_summary.json")
+    if not summary or summary.get("state") != "ok":
+        return None
+    steps = [
+        {
+            "event_name": str(step.get("event_name", "")),
+            "reached": _fmt(step.get("users_reached"), "count"),
+            "share": _share(step.get("share_of_signups")),
+            "conversion": _share(step.get("conversion_if_reached")),
+        }
+        for step in summary.get("funnel", [])
+    ]
+    return {
+        "funnel_in_words": str(summary.get("funnel_in_words") or ""),
+        "friction_in_words": str(summary.get("top_friction_in_words") or ""),
+        "caution": str(summary.get("caution") or ""),
+        "steps": steps,
+    }
 
 
 def skipped_stages(run: dict[str, Any]) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ import types
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from insightos_utils import runner
@@ -27,6 +28,7 @@ CONTRACT_FILES = (
     "ltv_params.json",
     "customer_ltv.csv",
     "campaign_ltv.csv",
+    "funnel.csv",
     "run.log",
     "run.json",
     "index.html",
@@ -212,7 +214,7 @@ def write_light_notebook(folder: Path) -> Path:
     body = nbformat.v4.new_code_cell(
         "import json, pathlib\n"
         "out = pathlib.Path(run_dir)\n"
-        "for name in ['customer_ltv.csv', 'campaign_ltv.csv', 'ltv_params.json']:\n"
+        "for name in ['customer_ltv.csv', 'campaign_ltv.csv', 'funnel.csv', 'ltv_params.json']:\n"
         "    (out / name).write_text('{}' if name.endswith('json') else 'user_id\\n')\n"
         "card = {'champion': 'v2_xgboost', 'models': {'v2_xgboost': {'holdout_roc_auc': 0.995}},\n"
         "        'leakage_suspected': 0.995 > suspect_holdout_auc}\n"
@@ -482,3 +484,48 @@ def test_end_to_end_run_writes_every_contract_file(pipeline_run: Path) -> None:
     assert {"campaign", "customers", "ltv_mean", "ltv_ci_low", "ltv_ci_high", "cac",
             "ltv_to_cac"} <= set(campaign_ltv.columns)  # fmt: skip
     assert meta["ltv_ratio"] > 0 and meta["data_window"]["start"] < meta["data_window"]["end"]
+
+
+@pytest.mark.notebook
+def test_run_with_db_publishes_every_result_table_with_the_rows_of_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    raw = write_users(tmp_path / "raw", 30)
+    database = tmp_path / "bi.sqlite"
+    monkeypatch.chdir(tmp_path)
+    assert main(cli_run(tmp_path, "--raw", str(raw), "--db", f"sqlite:///{database}")) == 0
+    run_dir = (tmp_path / "reports" / "latest").resolve()
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        for table, file in (
+            ("insightos_scored_leads", "scored_leads.csv"),
+            ("insightos_campaign_ltv", "campaign_ltv.csv"),
+            ("insightos_customer_ltv", "customer_ltv.csv"),
+            ("insightos_funnel", "funnel.csv"),
+        ):
+            stored = pd.read_sql_table(table, connection)
+            written = pd.read_csv(run_dir / file)
+            assert len(stored) == len(written) > 0, table
+            assert set(stored["run_id"]) == {run_dir.name}
+            key = written.columns[0]
+            assert sorted(stored[key].astype(str)) == sorted(written[key].astype(str)), table
+        runs = pd.read_sql_table("insightos_runs", connection)
+    engine.dispose()
+    assert list(runs["run_id"]) == [run_dir.name]
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["published_to"]["rows"]["insightos_scored_leads"] == 15
+
+
+@pytest.mark.notebook
+def test_a_database_that_refuses_fails_the_run_and_publishes_nothing(
+    good_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = good_run.parents[2]
+    latest_before = os.readlink(workspace / "reports" / "latest")
+    monkeypatch.chdir(workspace)
+    status = main(cli_run(workspace, "--raw", "raw", "--db", "sqlite:////nonexistent/dir/bi.db"))
+    assert status == 1
+    assert "could not publish" in capsys.readouterr().err
+    assert os.readlink(workspace / "reports" / "latest") == latest_before

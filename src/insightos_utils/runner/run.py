@@ -59,6 +59,7 @@ REQUIRED_OUTPUTS = (
     "ltv_params.json",
     "customer_ltv.csv",
     "campaign_ltv.csv",
+    "funnel.csv",
 )
 
 
@@ -105,7 +106,7 @@ def run_pipeline(
                 if score_only:
                     return _score_run(config, reports, out, cwd, db_url, show_progress)
                 notebooks = find_notebooks(resolve(cwd, notebooks_dir or "notebooks"))
-                return _full_run(config, reports, out, cwd, notebooks, show_progress)
+                return _full_run(config, reports, out, cwd, notebooks, show_progress, db_url)
             finally:
                 _tidy(reports, config)
     finally:
@@ -203,6 +204,7 @@ def _full_run(
     cwd: Path,
     notebooks: list[Path],
     show_progress: bool,
+    db_url: str | None = None,
 ) -> Path:
     from tqdm import tqdm
 
@@ -261,7 +263,21 @@ def _full_run(
                 {k: meta.get(k) for k in ("champion", "holdout_roc_auc", "open_leads", "ltv_ratio")}
             )
         )
+        _publish_to_database(folders.staging, meta, db_url or config.run.publish_url, log)
     return _succeed(folders, meta, log, reports, started, portal.LATEST, previous)
+
+
+def _publish_to_database(run_dir: Path, meta: dict[str, Any], url: str | None, log: RunLog) -> None:
+    """Write every result table of a run that succeeded to ``url`` (``--db`` or ``[run]
+    publish_url``), in one transaction, before the run is published locally: a database that
+    refuses fails the run, and nothing is published anywhere."""
+    if not url:
+        return
+    from insightos_utils.publish import publish_run
+
+    report = publish_run(run_dir, url, {**meta, "finished_at": utc_now().isoformat()})
+    meta["published_to"] = {"database": redact_url(url), "rows": dict(report.rows)}
+    log.line(f"published to {redact_url(url)}: {json.dumps(report.rows, sort_keys=True)}")
 
 
 def _after_ingest(
@@ -323,7 +339,6 @@ def _score_run(
             raw_dir=raw_dir,
             source_url=source_url,
             as_of=config.data.as_of or None,
-            db_url=db_url,
             show_progress=show_progress,
         )
         meta["scoring_seconds"] = round(time.perf_counter() - started, 2)
@@ -335,4 +350,5 @@ def _score_run(
             }
         )
         log.line(f"scored {meta.get('open_leads')} open leads in {meta['scoring_seconds']:.1f} s")
+        _publish_to_database(folders.staging, meta, db_url or config.run.publish_url, log)
     return _succeed(folders, meta, log, reports, started, portal.LATEST_SCORES, previous)
