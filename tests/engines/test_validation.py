@@ -62,10 +62,13 @@ def to_text_tables(url: str, tables: dict[str, pd.DataFrame]) -> None:
         engine.dispose()
 
 
+NOW = pd.Timestamp("2026-12-01 12:00:00")  # one clock for both paths: plausible_to compares
+
+
 def file_path_report(tables: dict[str, pd.DataFrame], tmp_path: Path) -> tuple[dict, Path]:
     out = tmp_path / "files-out"
     raw = write_raw(tmp_path / "files-raw", tables)
-    ingest(out, raw_dir=raw, config=ALL, show_progress=False)  # never over 100%
+    ingest(out, raw_dir=raw, config=ALL, show_progress=False, now=NOW)  # never over 100%
     return json.loads((out / "ingest_report.json").read_text()), out
 
 
@@ -89,7 +92,7 @@ def test_each_bad_row_case_same_as_file_path(
     to_text_tables(postgres_schema_url, tables)
     files, out = file_path_report(tables, tmp_path)
 
-    checked = validate_database(postgres_schema_url, ALL)
+    checked = validate_database(postgres_schema_url, ALL, now=NOW)
     assert checked.report["status"] == "ok"
     assert_same_as_files(checked.report, files)
     rejected = checked.rejected[case.table]
@@ -115,7 +118,7 @@ def test_redelivered_and_rejected_user_same_as_file_path(
     tables["users"].loc[0, "created_at"] = "not a date"  # u01: its events and transactions go
     to_text_tables(postgres_schema_url, tables)
     files, _ = file_path_report(tables, tmp_path)
-    checked = validate_database(postgres_schema_url, ALL)
+    checked = validate_database(postgres_schema_url, ALL, now=NOW)
     assert_same_as_files(checked.report, files)
     assert checked.report["tables"]["events"]["duplicates"] == 3
     assert checked.report["tables"]["events"]["rejected"] == {"user_rejected": 3}
@@ -167,7 +170,7 @@ def test_engines_read_the_clean_rows(postgres_schema_url: str, tmp_path: Path) -
     expected = features.build_feature_table(data.users, data.events, spec, as_of)
     columns = [*spec.event_feature_columns, *features.BEHAVIOURAL_COLUMNS, *spec.key_events]
 
-    checked = validate_database(postgres_schema_url, ALL)
+    checked = validate_database(postgres_schema_url, ALL, now=NOW)
     with open_source(postgres_schema_url, "source", validation=checked) as source:
         got = engines.event_aggregates(source, spec, as_of)
         assert engines.latest_timestamp(source) == as_of
