@@ -272,9 +272,9 @@ def fake_scoring(monkeypatch: pytest.MonkeyPatch, calls: list[dict], fail: Excep
         )
         return Path(out_path)
 
-    module = types.ModuleType("insightos_utils.scoring")
+    module = types.ModuleType("insightos_utils.leads.scoring")
     module.score_command = score_command
-    monkeypatch.setitem(sys.modules, "insightos_utils.scoring", module)
+    monkeypatch.setitem(sys.modules, "insightos_utils.leads.scoring", module)
 
 
 @pytest.mark.notebook

@@ -332,7 +332,7 @@ def _score_run(
     log.line(f"model {meta['model_path']}, data {redact_url(source_url or '') or raw_dir}")
     previous = portal.read_run_meta(reports / portal.LATEST_SCORES)
     with _failure_recorded(folders, meta, log):
-        scoring = importlib.import_module("insightos_utils.scoring")
+        scoring = importlib.import_module("insightos_utils.leads.scoring")
         scoring.score_command(
             model_path=model.resolve(),
             out_path=folders.staging / "scored_leads.csv",

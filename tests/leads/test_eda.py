@@ -16,9 +16,9 @@ import pytest
 from matplotlib.figure import Figure
 from statsmodels.stats.proportion import proportion_confint
 
-from insightos_utils import eda
-from insightos_utils.eda import FeatureDecisions, decide_feature_drops
-from insightos_utils.features import TARGET, FeatureSpec
+from insightos_utils.leads import eda
+from insightos_utils.leads.eda import FeatureDecisions, decide_feature_drops
+from insightos_utils.leads.features import TARGET, FeatureSpec
 from insightos_utils.plots import eda as eda_plots
 
 
@@ -209,8 +209,8 @@ def synthetic_or_skip(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="module")
 def default_features(synthetic_or_skip):
-    from insightos_utils.features import build_feature_table, encode_events, fit_feature_spec
     from insightos_utils.ingest import read_processed
+    from insightos_utils.leads.features import build_feature_table, encode_events, fit_feature_spec
 
     data = read_processed(synthetic_or_skip)
     events = encode_events(data.events)
@@ -247,8 +247,8 @@ def test_a_company_with_other_event_names_gets_the_same_treatment() -> None:
     """The second synthetic profile (other seed, event names and campaigns): its own
     post-conversion events are found and its own verification pair is dropped for linear."""
     from insightos_utils import synth
-    from insightos_utils.features import build_feature_table, fit_feature_spec
     from insightos_utils.ingest.fastpath import marketing_fields
+    from insightos_utils.leads.features import build_feature_table, fit_feature_spec
 
     company = synth.generate_company(n_users=4000, seed=7, profile="crm")
     users = company["users"].join(marketing_fields(company["users"]["marketing"]))
