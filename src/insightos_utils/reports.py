@@ -361,9 +361,16 @@ def top_leads(
     return rows
 
 
-def call_first(scored: pd.DataFrame, run: dict[str, Any], n: int = 10) -> dict[str, Any] | None:
+def call_first(
+    scored: pd.DataFrame,
+    run: dict[str, Any],
+    n: int = 10,
+    horizon_days: Any = None,
+    horizon_months: Any = None,
+) -> dict[str, Any] | None:
     """ "Who to call first": the top ``n`` by expected value and by chance to convert, the one
-    ``rank`` follows first, why, and how many leads both lists share."""
+    ``rank`` follows first, why, and how many leads both lists share. The horizons are said
+    only when given (the model card's ``horizon_days``, LTV's ``horizon_months``)."""
     if scored.empty:
         return None
     ranking: dict[str, Any] = run["ranking"] if isinstance(run.get("ranking"), dict) else {}
@@ -375,15 +382,14 @@ def call_first(scored: pd.DataFrame, run: dict[str, Any], n: int = 10) -> dict[s
     lists = [{"by": "value", "leads": by_value}, {"by": "probability", "leads": by_probability}]
     lists = [item for item in lists if item["leads"]]
     lists.sort(key=lambda item: item["by"] != rank_by)
-    config: dict[str, Any] = run["config"] if isinstance(run.get("config"), dict) else {}
     return {
         "lists": lists,
         "rank_by": rank_by,
         "reason": str(ranking.get("reason") or ranking.get("values_missing") or ""),
         "shared": len(shared) if by_value else None,
         "n": len(by_probability),
-        "horizon_days": config.get("horizon_days"),
-        "horizon_months": config.get("horizon_months"),
+        "horizon_days": horizon_days,
+        "horizon_months": horizon_months,
         "show_value": has_value,
     }
 
@@ -450,7 +456,9 @@ def write_run_summary(
         changes, change_sentences = describe_changes(run, previous)
         scored = _read_csv(run_dir / "scored_leads.csv", {"user_id": str})
         if scored is not None and not scored.empty:
-            leads = call_first(scored, run)
+            card = read_json(run_dir / "model_card.json") or {}
+            ltv_months = (run["config"] or {}).get("horizon_months")
+            leads = call_first(scored, run, 10, card.get("horizon_days"), ltv_months)
         campaign_ltv = _read_csv(run_dir / "campaign_ltv.csv")
         if campaign_ltv is not None and not campaign_ltv.empty:
             campaigns, spend_sentence = campaign_rows(campaign_ltv)
