@@ -76,6 +76,27 @@ def test_rank_one_is_the_highest_score_and_grades_are_monotone(scored: pd.DataFr
     assert list(by_rank["grade"]) == sorted(by_rank["grade"])  # A before B before C before D
 
 
+def test_equal_scores_are_ranked_by_user_id(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    """Ties (identical leads) rank by user id, whatever order the leads come in, so a rerun on
+    the same data gives every lead the same rank."""
+    template = toy_feature_table[~toy_feature_table["label_known"]]
+    distinct = template.iloc[:3]
+    ids = [f"tie{k:02d}" for k in range(12)]
+    leads = pd.concat([distinct.iloc[[k % 3]] for k in range(12)])  # four leads per score
+    leads.index = pd.Index(ids, name="user_id")
+    for seed in (0, 1, 2):
+        shuffled = leads.sample(frac=1.0, random_state=seed)
+        scored = scoring.score_leads(toy_bundle, shuffled, scored_at="2026-01-01T12:00:00Z")
+        assert scored["score"].nunique() == 3
+        for _, group in scored.groupby("score"):
+            assert group["user_id"].tolist() == sorted(group["user_id"])
+            assert group["rank"].tolist() == sorted(group["rank"])
+        expected = scored.sort_values(["score", "user_id"], ascending=[False, True])
+        assert scored["user_id"].tolist() == expected["user_id"].tolist()
+
+
 def test_scores_are_the_bundle_probabilities(
     scored: pd.DataFrame, toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
 ) -> None:
