@@ -97,6 +97,28 @@ def test_equal_scores_are_ranked_by_user_id(
         assert scored["user_id"].tolist() == expected["user_id"].tolist()
 
 
+def test_explanations_come_back_from_scoring(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    scored, explained = scoring.score_leads(toy_bundle, leads, top_n=2, with_explanations=True)
+    again = explain.explain_leads(
+        toy_bundle.pipeline,
+        leads,
+        toy_bundle.features,
+        window_days=toy_bundle.window_days,
+        top_n=2,
+        reference=toy_bundle.explain_reference,
+    )
+    pd.testing.assert_frame_equal(explained.contributions, again.contributions)
+    assert explained.text.reindex(scored["user_id"]).tolist() == scored["top_reasons"].tolist()
+    none_scored, none_explained = scoring.score_leads(
+        toy_bundle, leads.iloc[:0], with_explanations=True
+    )
+    assert len(none_scored) == 0 and len(none_explained.text) == 0
+    assert list(none_explained.contributions.columns) == toy_bundle.features
+
+
 def test_scores_are_the_bundle_probabilities(
     scored: pd.DataFrame, toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
 ) -> None:

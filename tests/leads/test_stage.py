@@ -11,6 +11,7 @@ import pytest
 from insightos_utils.errors import InputError
 from insightos_utils.leads import scoring
 from insightos_utils.leads.bundle import load_bundle
+from insightos_utils.leads.features import write_feature_table
 from insightos_utils.leads.pipelines import MODEL_NAMES
 from insightos_utils.leads.stage import feature_inputs
 
@@ -29,6 +30,26 @@ def test_feature_inputs_reuse_what_02_eda_wrote(synthetic_lead_models, tmp_path:
     pd.testing.assert_frame_equal(reused.feature_table, decided.feature_table)
     with pytest.raises(InputError, match="window_days 14 differs"):
         feature_inputs(data.users, data.events, as_of, tmp_path, window_days=7)
+
+
+def test_the_feature_table_02_eda_wrote_is_the_one_03_uses(
+    synthetic_lead_models, tmp_path: Path
+) -> None:
+    """02_eda builds the feature table; 03 reads it from the run folder instead of rebuilding
+    (a marked row proves the file was read), unless it was built at another as-of."""
+    data, as_of = synthetic_lead_models["data"], synthetic_lead_models["as_of"]
+    decided = synthetic_lead_models["inputs"]
+    decided.spec.to_json(tmp_path / "feature_spec.json")
+    decided.decisions.to_json(tmp_path / "feature_decisions.json")
+    marked = decided.feature_table.copy()
+    marked.iloc[0, marked.columns.get_loc("days_active")] = 99
+    write_feature_table(marked, tmp_path / "feature_table.parquet")
+    reused = feature_inputs(data.users, data.events, as_of, tmp_path)
+    assert "feature_table.parquet" in reused.source
+    pd.testing.assert_frame_equal(reused.feature_table, marked)
+    earlier = feature_inputs(data.users, data.events, as_of - pd.Timedelta(days=1), tmp_path)
+    assert "feature_table.parquet" not in earlier.source
+    assert earlier.feature_table.iloc[0]["days_active"] != 99
 
 
 @pytest.mark.notebook

@@ -75,7 +75,7 @@ def model_card(
     data_hash: str,
     window_days: int,
     trained_at: str | None = None,
-    backtest: BacktestResult | None = None,
+    backtest: BacktestResult | Mapping[str, Any] | None = None,
     model_version: str | None = None,
     scored: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
@@ -102,6 +102,7 @@ def model_card(
                     "whole training part",
                     "grid": LOGREG_GRID if name == LOGREG else XGBOOST_GRID,
                     "results": result.models[name].cv_results,
+                    "note": result.models[name].tuning_note,
                 },
                 "gains": result.curves[name]["gains"],
                 "calibration_curve": result.curves[name]["calibration"],
@@ -137,7 +138,7 @@ def model_card(
         "data_hash_rule": DATA_HASH_RULE,
         "random_seed": result.random_seed,
         "library_versions": library_versions(),
-        "backtest": backtest.to_dict() if backtest is not None else None,
+        "backtest": backtest.to_dict() if isinstance(backtest, BacktestResult) else backtest,
         "scored_leads": _scored_summary(scored) if scored is not None else None,
     }
 
