@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -286,3 +287,15 @@ def test_score_command_end_to_end_from_a_raw_folder(
     earlier = tmp_path / "earlier.csv"
     assert main([*arguments, "--out", str(earlier), "--as-of", "2026-03-01"]) == 0
     assert len(pd.read_csv(earlier)) != len(scored)
+
+
+def test_grades_are_withheld_when_the_model_is_no_better_than_chance(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    withheld = dataclasses.replace(toy_bundle, grades_withheld="NO USABLE SIGNAL: ...")
+    scored = scoring.score_leads(withheld, leads)
+    assert (scored["grade"] == "").all()
+    assert scored["rank"].tolist() == list(range(1, len(scored) + 1))  # still ordered
+    graded = scoring.score_leads(toy_bundle, leads)
+    assert set(graded["grade"]) <= {"A", "B", "C", "D"} and (graded["grade"] != "").all()

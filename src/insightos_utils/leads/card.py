@@ -126,7 +126,12 @@ def model_card(
             "excluded_post_conversion_events": dict(decisions.get("excluded_events", {}) or {}),
             "result": "suspected leakage" if result.leakage_suspected else "no leakage signal",
         },
-        "grades": {"rule": GRADE_RULE, "cutoffs": result.cutoffs["champion"]},
+        "signal": result.signal,
+        "grades": {
+            "rule": GRADE_RULE,
+            "cutoffs": result.cutoffs["champion"],
+            "withheld": not result.signal.get("better_than_chance", True),
+        },
         "feature_window_days": int(window_days),
         "as_of": pd.Timestamp(as_of).isoformat(),
         "feature_spec": dict(feature_spec),
@@ -148,6 +153,7 @@ def _scored_summary(scored: pd.DataFrame) -> dict[str, Any]:
     return {
         "open_leads": len(scored),
         "by_grade": {g: int(n) for g, n in grades.items()},
+        "ungraded": int((scored["grade"] == "").sum()),
         "scored_at": str(scored["scored_at"].iloc[0]) if len(scored) else None,
     }
 

@@ -50,6 +50,9 @@ def summary_markdown(card: Mapping[str, Any]) -> str:
     m, o = card["models"][champion], card["models"][other]
     holdout = card["holdout"]["holdout"]
     lines = []
+    signal = card.get("signal") or {}
+    if signal and not signal.get("better_than_chance", True):
+        lines.append(f"## WARNING: NO USABLE SIGNAL\n\n**{signal['reason']}**")
     if card["leakage_suspected"]:
         lines.append(
             f"## WARNING: SUSPECTED LEAKAGE\n\n**{card['leakage_warning']}**\n\n"
@@ -147,7 +150,12 @@ def holdout_markdown(result: TrainingResult) -> str:
 
 
 def champion_markdown(result: TrainingResult) -> str:
-    """Why the champion won, and the leakage alarm (loud when it rang)."""
+    """Why the champion won, the chance check and the leakage alarm (loud when they rang)."""
+    if not result.signal.get("better_than_chance", True):
+        return (
+            f"{result.champion_reason}\n\n## WARNING: NO USABLE SIGNAL\n\n"
+            f"**{result.signal['reason']}**"
+        )
     if result.leakage_suspected:
         return (
             f"{result.champion_reason}\n\n## WARNING: SUSPECTED LEAKAGE\n\n"

@@ -160,10 +160,10 @@ def time_split(training_rows: pd.DataFrame, holdout_fraction: float = 0.2) -> Ti
     for name, part in (("training part", train), ("holdout", holdout)):
         counts = OutcomeCounts.of(part)
         if min(counts.conversions, counts.non_conversions) == 0:
+            no_champion = "; no champion is chosen on it" if name == "holdout" else ""
             raise NotEnoughOutcomes(
                 f"the time-based {name} ({counts.words()}) holds only one outcome; a model "
-                "needs both converted and not-converted users in it, and no champion is "
-                "chosen on a one-outcome holdout",
+                f"needs both converted and not-converted users in it{no_champion}",
                 MORE_OUTCOMES_FIX,
             )
     return TimeSplit(train=train, holdout=holdout, holdout_fraction=holdout_fraction)

@@ -23,6 +23,7 @@ from insightos_utils.leads.backtest import BacktestResult, backtest
 from insightos_utils.leads.bundle import ModelBundle, load_bundle, save_models
 from insightos_utils.leads.card import as_plain_dict, data_hash, model_card
 from insightos_utils.leads.explain import LeadExplanations
+from insightos_utils.leads.split import require_outcomes
 from insightos_utils.leads.train import TrainingResult, model_features, train_lead_models
 from insightos_utils.stages import StageOutcome, StageRecord, run_stage, skip_stage
 
@@ -62,10 +63,13 @@ def feature_inputs(
     corr_threshold: float = 0.9,
     vif_threshold: float = 10.0,
     leakage_feature_auc: float = 0.95,
+    min_conversions: int = 0,
+    min_non_conversions: int = 0,
 ) -> FeatureInputs:
     """What 02_eda wrote into ``run_dir`` (``feature_spec.json``, ``feature_decisions.json``
     and ``feature_table.parquet``: 02 builds the table, 03 reads it); when they are absent,
-    decided and built here with the same package functions."""
+    decided and built here with the same package functions (after checking the minimum
+    outcomes, so too little data is a ``NotEnoughOutcomes`` before any decision is made)."""
     folder = Path(run_dir) if run_dir else None
     if folder and (folder / FEATURE_SPEC).exists() and (folder / FEATURE_DECISIONS).exists():
         spec_path = folder / FEATURE_SPEC
@@ -86,6 +90,9 @@ def feature_inputs(
         return FeatureInputs(spec, decisions, table, source)
     spec = features.fit_feature_spec(users, events, as_of, window_days, min_event_users)
     table = features.build_feature_table(users, events, spec, as_of)
+    require_outcomes(
+        features.training_rows(table), "The labelled data", min_conversions, min_non_conversions
+    )
     decisions = eda.decide_feature_drops(
         table, spec, corr_threshold, vif_threshold, leakage_feature_auc
     )
@@ -132,6 +139,8 @@ def train_and_score(
         corr_threshold=settings.corr_threshold,
         vif_threshold=settings.vif_threshold,
         leakage_feature_auc=settings.leakage_feature_auc,
+        min_conversions=settings.min_conversions,
+        min_non_conversions=settings.min_non_conversions,
     )
     features_by_model = model_features(inputs.decisions, inputs.spec)
     training = train_lead_models(

@@ -33,6 +33,7 @@ from insightos_utils.leads import eda, features
 from insightos_utils.leads.features import TARGET
 from insightos_utils.leads.grades import grade_cutoffs
 from insightos_utils.leads.metrics import (
+    auc_interval,
     calibration_summary,
     calibration_table,
     evaluate,
@@ -299,6 +300,7 @@ class TrainingResult:
     cutoffs: dict[str, dict[str, float]]
     explain_reference: dict[str, np.ndarray]
     random_seed: int
+    signal: dict[str, Any] = field(default_factory=dict)  # see signal_check
     training_seconds: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -379,6 +381,7 @@ def train_lead_models(
         )
         calibration["after_curve"] = calibration_table(y_holdout, holdout_scores["champion"])
     suspected, warning = leakage_check(metrics[champion]["holdout_roc_auc"], suspect_holdout_auc)
+    signal = signal_check(y_holdout, holdout_scores["champion"].to_numpy(), random_seed)
     cutoffs = {name: grade_cutoffs(holdout_scores[name].to_numpy()) for name in MODEL_NAMES}
     cutoffs["champion"] = grade_cutoffs(holdout_scores["champion"].to_numpy())
     return TrainingResult(
@@ -398,8 +401,41 @@ def train_lead_models(
         cutoffs=cutoffs,
         explain_reference=explain_reference,
         random_seed=random_seed,
+        signal=signal,
         training_seconds=round(time.perf_counter() - start, 2),
     )
+
+
+SIGNAL_RULE = (
+    "the champion carries a usable signal for ranking when the lower end of the 95% bootstrap "
+    "interval of its holdout ROC AUC (1,000 resamples of the holdout, seeded) is above 0.5; "
+    "otherwise its ranking is not distinguishable from chance and grades are withheld"
+)
+
+
+def signal_check(
+    y_holdout: np.ndarray, champion_scores: np.ndarray, seed: int = 42
+) -> dict[str, Any]:
+    """Is the champion better than chance? (``SIGNAL_RULE``), for the model card."""
+    auc = safe_auc(y_holdout, champion_scores)
+    low, high = auc_interval(y_holdout, champion_scores, seed=seed)
+    better = bool(np.isfinite(low) and low > 0.5)
+    reason = None
+    if not better:
+        reason = (
+            f"NO USABLE SIGNAL: the champion's holdout ROC AUC is {auc:.3f} and its 95% "
+            f"bootstrap interval [{low:.3f}, {high:.3f}] includes 0.5 (chance). The data carry "
+            "no usable signal for ranking these leads, so grades are withheld; the scores are "
+            "not a call order. More history, more outcomes, or more informative data (product "
+            "events, lead attributes) would fix it."
+        )
+    return {
+        "better_than_chance": better,
+        "holdout_roc_auc": round(auc, 4),
+        "auc_ci": [round(low, 4), round(high, 4)],
+        "rule": SIGNAL_RULE,
+        "reason": reason,
+    }
 
 
 def _calibrate_champion(
