@@ -126,6 +126,10 @@ def resolve_as_of(
             return parse_timestamp(as_of)
         except (ValueError, TypeError) as error:
             raise InputError(f"as_of: cannot parse {as_of!r} as an ISO 8601 timestamp") from error
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.latest_timestamp(engine)
     candidates = [
         frame[column].max()
         for frame, column in (
@@ -330,6 +334,12 @@ def fit_feature_spec(
     its timing. The target is never used, so the spec cannot leak the holdout's outcomes.
     """
     as_of = resolve_as_of(users, events, as_of)
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.fit_feature_spec(
+            engine, as_of, window_days, min_event_users, key_events, n_key_events
+        )
     prep = _prepare(users, events, as_of, window_days)
     n_names = len(prep.names)
     named = prep.ev_name >= 0
@@ -439,6 +449,10 @@ def build_feature_table(
     ``spec.categorical_columns``, then created_at, status_at_as_of, label_known, the target
     (Int8, <NA> when the outcome is not known at as-of) and window_complete."""
     as_of = resolve_as_of(users, events, as_of)
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.build_feature_table(engine, users, spec, as_of)
     _require(users, "users", tuple(spec.categorical_columns))
     window_days = spec.window_days
     prep = _prepare(users, events, as_of, window_days)
