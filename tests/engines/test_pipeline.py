@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from insightos_utils import features
 from insightos_utils.config import DataConfig, PipelineConfig
 from insightos_utils.engines import pipeline
 from insightos_utils.ingest import events_per_week, ingest, read_processed
+from insightos_utils.leads import features
 from insightos_utils.ltv.rfm import rfm_summary
 
 from .conftest import _copy_rows

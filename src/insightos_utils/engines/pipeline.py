@@ -32,7 +32,7 @@ from insightos_utils.errors import InputError
 if TYPE_CHECKING:  # Ibis loads only when an engine computes (not on the in-memory path)
     from insightos_utils.engines.aggregates import Vocabulary
     from insightos_utils.engines.sources import EngineTables
-    from insightos_utils.features import FeatureSpec
+    from insightos_utils.leads.features import FeatureSpec
 
 ATTRS_KEY = "insightos_engine"
 PUSHDOWN = ("duckdb", "source", "spark")  # engines that compute outside this process
@@ -151,7 +151,7 @@ def spec_from_vocabulary(
 ) -> FeatureSpec:
     """``features.fit_feature_spec``'s decisions (exclusion, own columns, slugs, key events)
     applied to an engine's ``Vocabulary``: the same spec as the in-memory fit."""
-    from insightos_utils import features
+    from insightos_utils.leads import features
 
     names = vocabulary.names
     excluded = names.index[names["pre_conversion_events"] == 0]
@@ -233,8 +233,8 @@ def build_feature_table(
 ) -> pd.DataFrame:
     """``features.build_feature_table`` with the event columns computed on the engine: the user
     columns from the in-memory code (on no events), the event columns from the engine."""
-    from insightos_utils import features
     from insightos_utils.engines.aggregates import event_aggregates
+    from insightos_utils.leads import features
 
     empty = pd.DataFrame(
         {
