@@ -199,6 +199,9 @@ def test_insightos_run_source_gives_the_file_paths_scored_leads_and_ltv(
     report = json.loads((in_database / "processed" / "ingest_report.json").read_text())
     assert report["engine"]["name"] == "source"
     assert not (in_database / "processed" / "events.parquet").exists()
+    run = json.loads((in_database / "run.json").read_text())
+    assert run["engine"]["name"] == "source" and "@" in run["engine"]["location"]
+    assert json.loads((from_files / "run.json").read_text())["engine"]["name"] == "memory"
     leads = pd.read_csv(in_database / "scored_leads.csv")
     expected = pd.read_csv(from_files / "scored_leads.csv")
     assert len(expected) > 10
