@@ -223,6 +223,15 @@ def test_insightos_run_source_gives_the_file_paths_scored_leads_and_ltv(
             assert math.isclose(got[key], value, rel_tol=1e-6, abs_tol=1e-9), key  # fits 1e-7
         else:
             assert got[key] == value, key
+    # `insightos score` with the champion: features rebuilt in the database, same scores
+    from insightos_utils.leads.scoring import score_command
+
+    model = from_files / "models" / "champion.joblib"
+    args = dict(model_path=model, as_of=None, show_progress=False)
+    pushed = score_command(out_path=tmp_path / "s1.csv", source_url=url, **args)
+    pulled = score_command(out_path=tmp_path / "s2.csv", raw_dir=small_raw, **args)
+    same_scores = [c for c in pulled.columns if c not in ("scored_at",)]
+    pd.testing.assert_frame_equal(pushed[same_scores], pulled[same_scores])
     stages = json.loads((in_database / "stages.json").read_text())
     assert stages["product"]["state"] == "skipped"
     assert "stay in the source database" in stages["product"]["reason"]
