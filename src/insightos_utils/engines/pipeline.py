@@ -284,6 +284,19 @@ def rfm_summary(
     return summary
 
 
+def event_weeks(ref: EngineRef) -> pd.Series:
+    """Events per calendar week (Monday starts, UTC) counted on the engine: week start → count."""
+    with open_ref(ref) as tables:
+        events = tables.events.filter(tables.events.occurred_at.notnull())
+        weeks = events.mutate(week=events.occurred_at.truncate("W"))
+        frame = tables.execute(weeks.group_by("week").aggregate(events=weeks.count()))
+    return pd.Series(
+        frame["events"].to_numpy(dtype="int64"),
+        index=pd.DatetimeIndex(pd.to_datetime(frame["week"]).astype("datetime64[us]")),
+        name="events",
+    ).sort_index()
+
+
 def events_left_in_database(events: pd.DataFrame) -> str | None:
     """Why ``events`` has no rows although the company has events (they stay in the source
     database under engine ``source``), else None."""

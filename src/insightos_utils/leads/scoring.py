@@ -270,9 +270,10 @@ def score_command(
     with tempfile.TemporaryDirectory(prefix="insightos-score-") as processed_dir:
         ingest(processed_dir, raw_dir=raw_dir, source_url=source_url, show_progress=show_progress)
         processed = read_processed(processed_dir)
-    stand_at = features.resolve_as_of(processed.users, processed.events, as_of)
-    spec = features.FeatureSpec.from_dict(bundle.feature_spec)
-    table = features.build_feature_table(processed.users, processed.events, spec, stand_at)
+        # inside: with an engine other than memory the features are computed over this folder
+        stand_at = features.resolve_as_of(processed.users, processed.events, as_of)
+        spec = features.FeatureSpec.from_dict(bundle.feature_spec)
+        table = features.build_feature_table(processed.users, processed.events, spec, stand_at)
     scored = score_leads(bundle, features.open_leads(table))
     write_scored_leads(scored, out_path)
     if db_url:

@@ -99,6 +99,7 @@ def ingest_findings(run_dir: Path) -> dict[str, Any]:
         "warnings": [w for w in report.get("warnings") or [] if isinstance(w, dict)],
         "latest_timestamp": report.get("latest_timestamp"),
         "as_of_default": report.get("as_of_default"),
+        "engine": report.get("engine"),  # where the per-user tables are computed
     }
 
 
