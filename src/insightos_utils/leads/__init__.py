@@ -1,0 +1,1 @@
+"""The lead side: labels, lead attributes, survival, score trend, and the lead models."""
