@@ -12,6 +12,7 @@ from insightos_utils.leads.attributes import (
     MISSING_LEVEL,
     OTHER_LEVEL,
     AttributePlan,
+    audit_feature_table,
     build_attribute_features,
     fit_attribute_plan,
     lead_attributes,
@@ -189,3 +190,17 @@ def test_crm_leads_lead_quality_is_dropped_with_its_reason(crm_users: pd.DataFra
         assert table.loc[kept, "decision"] == "kept", kept
     assert {"marketing_utm_content", "marketing_utm_term"} <= set(table.index)
     assert "attr_lead_quality" not in result.features.columns
+
+
+def test_audit_on_a_feature_table(crm_users: pd.DataFrame) -> None:
+    target, is_open = _outcomes(crm_users)
+    plan = fit_attribute_plan(crm_users)
+    table = build_attribute_features(crm_users, plan).assign(
+        target_converted=target.to_numpy(),
+        status_at_as_of=np.where(is_open, "lead", "closed"),
+        created_at=crm_users["created_at"].to_numpy(),
+    )
+    audited, described = audit_feature_table(table, plan)
+    assert "attr_lead_quality" not in audited.features
+    assert "attr_landing_page" in audited.features
+    assert set(described["decision"]) == {"kept", "dropped"}

@@ -16,6 +16,7 @@ from insightos_utils.leads.labels import (
     NOT_CONVERTED,
     horizon_labels,
     label_counts,
+    with_horizon_labels,
 )
 
 AS_OF = pd.Timestamp("2025-06-30")
@@ -126,3 +127,37 @@ def test_large_input_is_vectorised() -> None:
     labels = horizon_labels(users, AS_OF, H)
     expected = (status == "converted") & (converted <= AS_OF) & (converted - created <= "90D")
     assert (labels["label"].fillna(0).to_numpy() == expected).all()
+
+
+def test_feature_table_relabelled_by_the_horizon() -> None:
+    users = pd.DataFrame(
+        [
+            _user("conv", 200, "converted", 10),
+            _user("late", 300, "converted", 150),
+            _user("lost_young", 3, "lost"),
+            _user("old_open", 200, "lead"),
+            _user("young", 10, "trial"),
+        ]
+    )
+    table = pd.DataFrame(
+        {
+            "status_at_as_of": ["converted", "converted", "lead", "lead", "trial"],
+            "label_known": [True, True, False, False, False],
+            "target_converted": pd.array([1, 1, pd.NA, pd.NA, pd.NA], dtype="Int8"),
+            "events_x": [1, 2, 3, 4, 5],
+        },
+        index=pd.Index(users["user_id"], name="user_id"),
+    )
+    relabelled = with_horizon_labels(table, users, AS_OF, H)
+    assert relabelled["target_converted"].dtype == "Int8"
+    assert relabelled["target_converted"].tolist()[:4] == [1, 0, 0, 0]
+    assert pd.isna(relabelled.loc["young", "target_converted"])
+    assert relabelled["label_known"].tolist() == [True, True, True, True, False]
+    assert relabelled["status_at_as_of"].tolist() == [
+        "converted",
+        "converted",
+        "lost",
+        "lead",
+        "trial",
+    ]
+    assert relabelled["events_x"].tolist() == [1, 2, 3, 4, 5]

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from insightos_utils.contract import MARKETING_FIELDS, USERS
+from insightos_utils.contract import MARKETING_FIELDS, OPEN_STATUSES, USERS
 
 USERS_PREFIX = "attr_"
 MARKETING_PREFIX = "marketing_"
@@ -539,3 +539,24 @@ def lead_attributes(
     )
     kept = features[list(audited.features)]
     return AttributeResult(plan=audited, features=kept, table=table)
+
+
+def audit_feature_table(
+    feature_table: pd.DataFrame,
+    plan: AttributePlan,
+    leakage_feature_auc: float = 0.95,
+    holdout_fraction: float = 0.2,
+    target_column: str = "target_converted",
+) -> tuple[AttributePlan, pd.DataFrame]:
+    """``audit_attributes`` on a feature table that holds the attribute columns, the target,
+    ``status_at_as_of`` (open = lead or trial) and ``created_at``."""
+    is_open = feature_table["status_at_as_of"].isin(list(OPEN_STATUSES))
+    return audit_attributes(
+        feature_table[[f for f in plan.features if f in feature_table.columns]],
+        plan,
+        feature_table[target_column],
+        is_open,
+        feature_table["created_at"],
+        leakage_feature_auc,
+        holdout_fraction,
+    )

@@ -123,3 +123,28 @@ def label_counts(labels: pd.DataFrame) -> pd.DataFrame:
             "users": counts.to_numpy(dtype=np.int64),
         }
     )
+
+
+def with_horizon_labels(
+    feature_table: pd.DataFrame, users: pd.DataFrame, as_of: str | pd.Timestamp, horizon_days: int
+) -> pd.DataFrame:
+    """``feature_table`` (index user_id, with ``status_at_as_of``, ``label_known`` and the
+    target column ``target_converted``) relabelled by the horizon rule: the target is the
+    horizon label, ``label_known`` where it is not censored, and ``status_at_as_of`` open
+    exactly where ``horizon_labels`` says the lead was open at as-of (a lost lead is closed,
+    however young)."""
+    labels = horizon_labels(users, as_of, horizon_days).reindex(feature_table.index)
+    label = labels["label"].astype("Int8")
+    is_open = labels["is_open"].fillna(False).to_numpy(dtype=bool)
+    status = feature_table["status_at_as_of"].astype(str).to_numpy(dtype=object)
+    reason = labels["label_reason"].astype(object).to_numpy()
+    was_open = np.isin(status, list(OPEN_STATUSES))
+    status = np.where(is_open & ~was_open, "lead", status)
+    status = np.where(reason == LOST, "lost", status)
+    converted = np.isin(reason, [CONVERTED_WITHIN, CONVERTED_AFTER, NO_CONVERSION_TIME])
+    status = np.where(converted, "converted", status)
+    return feature_table.assign(
+        status_at_as_of=pd.array(status, dtype="str"),
+        label_known=label.notna().to_numpy(),
+        target_converted=label.array,
+    )
