@@ -200,7 +200,7 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from insightos_utils.scoring import score_command, scoring_summary
+    from insightos_utils.leads.scoring import score_command, scoring_summary
 
     scored = score_command(
         model_path=args.model,

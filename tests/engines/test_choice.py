@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from insightos_utils import engines, features
+from insightos_utils import engines
 from insightos_utils.engines import choice
 from insightos_utils.errors import InputError
+from insightos_utils.leads import features
 
 from .conftest import AS_OF, WINDOW_DAYS, edge_company, to_folder
 

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightos_utils import engines, features
+from insightos_utils import engines
 from insightos_utils.engines.sources import EngineTables, open_source
+from insightos_utils.leads import features
 from insightos_utils.ltv.rfm import rfm_summary
 from insightos_utils.ltv.transactions import calibration_end_for
 

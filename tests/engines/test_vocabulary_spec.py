@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from insightos_utils import engines, features
+from insightos_utils import engines
 from insightos_utils.engines.aggregates import Vocabulary
 from insightos_utils.errors import InputError
+from insightos_utils.leads import features
 
 from .conftest import AS_OF, WINDOW_DAYS, edge_company, to_folder
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -662,9 +663,8 @@ def test_insightos_command_on_synthetic_data(
     request: pytest.FixtureRequest, repo_root: Path, tmp_path: Path
 ) -> None:
     raw: Path = request.getfixturevalue("synthetic_raw")
-    command = shutil.which("insightos", path=str(repo_root / ".venv" / "bin"))
-    if command is None:
-        pytest.skip("no .venv/bin/insightos (run make setup)")
+    command = shutil.which("insightos", path=str(Path(sys.executable).parent))
+    assert command is not None, "the insightos console script is installed beside the interpreter"
     completed = subprocess.run(
         [command, "ingest", "--raw", str(raw), "--out", str(tmp_path / "out")],
         capture_output=True,

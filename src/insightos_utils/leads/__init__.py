@@ -1,1 +1,11 @@
-"""The lead side: labels, lead attributes, survival, score trend, and the lead models."""
+"""Lead scoring, one module per concern, in the order a run uses them:
+
+``features`` (the per-user feature table) → ``eda`` (class balance, collinearity, the leakage
+audit, feature decisions) → ``split`` (the time-based holdout) → ``pipelines`` (the two
+scikit-learn pipelines and their named steps) → ``train`` (tuning, champion, calibration) →
+``metrics`` (holdout metrics, gains, calibration tables) → ``grades`` (fixed grade cut-offs) →
+``bundle`` (what scoring needs, saved and loaded) → ``explain`` (per-lead reasons) →
+``scoring`` (``insightos score``) → ``backtest`` (do top grades convert later?) → ``card``
+(``model_card.json``) → ``narrative`` (report sentences); ``stage`` is the one call
+03_lead_scoring makes.
+"""

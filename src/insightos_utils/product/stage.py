@@ -208,8 +208,8 @@ def write_skipped_outputs(run_dir: str | Path, record: StageRecord) -> list[Path
 def run_product(run_dir: str | Path, config: PipelineConfig) -> StageOutcome[ProductAnalysis]:
     """Read the processed tables, analyse them as of ``config.data.as_of``, write the outputs
     and record the ``product`` stage (ok or skipped) in ``run_dir/stages.json``."""
-    from insightos_utils.features import resolve_as_of
     from insightos_utils.ingest import read_processed
+    from insightos_utils.leads.features import resolve_as_of
 
     def compute() -> ProductAnalysis:
         data = read_processed(config.data.processed_dir)

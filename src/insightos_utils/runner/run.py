@@ -14,7 +14,7 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from insightos_utils.config import PipelineConfig
 from insightos_utils.errors import InsightOSError
 from insightos_utils.ingest import redact_url
 from insightos_utils.io_utils import atomic_write_json, utc_now
+from insightos_utils.leads import value as lead_value
 from insightos_utils.runner.folders import (
     RunFolders,
     mark_interrupted_runs,
@@ -252,6 +253,15 @@ def _full_run(
             raise InsightOSError(
                 f"the notebooks finished but did not write {', '.join(missing)} into run_dir"
             )
+        _value_leads(
+            folders.staging,
+            folders.staging,
+            meta.get("stages", {}).get("ltv"),
+            config,
+            meta,
+            log,
+            campaigns=lambda: lead_value.campaigns_from_processed(folders.staging / "processed"),
+        )
         meta["data_window"] = data_window(folders.staging / "processed")
         meta.update(run_metrics(folders.staging, config.ltv.reference_campaign))
         if not meta.get("as_of"):
@@ -278,6 +288,37 @@ def _publish_to_database(run_dir: Path, meta: dict[str, Any], url: str | None, l
     report = publish_run(run_dir, url, {**meta, "finished_at": utc_now().isoformat()})
     meta["published_to"] = {"database": redact_url(url), "rows": dict(report.rows)}
     log.line(f"published to {redact_url(url)}: {json.dumps(report.rows, sort_keys=True)}")
+
+
+def _value_leads(
+    run_dir: Path,
+    ltv_dir: Path,
+    ltv_stage: dict[str, Any] | None,
+    config: PipelineConfig,
+    meta: dict[str, Any],
+    log: RunLog,
+    campaigns: Callable[[], Any],
+) -> None:
+    """Rewrite ``scored_leads.csv`` with each lead's expected value and the ``[scoring]
+    rank_by`` ranking, from the new-customer values the LTV stage wrote into ``ltv_dir`` (this
+    run's folder; for a score-only run the published full run's ``models/``). Without them (the
+    LTV stage skipped) the ranking is by probability and run.json's ``ranking`` says why."""
+    from insightos_utils.ltv.outputs import MODELS_FOLDER, NEW_CUSTOMER_VALUE_FILE
+
+    scored = run_dir / "scored_leads.csv"
+    if not scored.exists():
+        return
+    source = "this run" if ltv_dir == run_dir else f"the published run {meta.get('model_run')}"
+    ranking = lead_value.rewrite_scored_leads(
+        scored,
+        ltv_dir / MODELS_FOLDER / NEW_CUSTOMER_VALUE_FILE,
+        rank_by=config.scoring.rank_by,
+        campaigns=campaigns,
+        skipped_reason=lead_value.skipped_ltv_reason(ltv_stage, source),
+    )
+    meta["ranking"] = ranking.as_dict()
+    because = f" ({ranking.reason})" if ranking.reason else ""
+    log.line(f"scored_leads.csv ranked by {ranking.rank_by}{because}")
 
 
 def _after_ingest(
@@ -332,7 +373,7 @@ def _score_run(
     log.line(f"model {meta['model_path']}, data {redact_url(source_url or '') or raw_dir}")
     previous = portal.read_run_meta(reports / portal.LATEST_SCORES)
     with _failure_recorded(folders, meta, log):
-        scoring = importlib.import_module("insightos_utils.scoring")
+        scoring = importlib.import_module("insightos_utils.leads.scoring")
         scoring.score_command(
             model_path=model.resolve(),
             out_path=folders.staging / "scored_leads.csv",
@@ -342,6 +383,15 @@ def _score_run(
             show_progress=show_progress,
         )
         meta["scoring_seconds"] = round(time.perf_counter() - started, 2)
+        _value_leads(
+            folders.staging,
+            reports / portal.LATEST,
+            model_run.get("stages", {}).get("ltv"),
+            config,
+            meta,
+            log,
+            campaigns=lambda: lead_value.campaigns_from_source(raw_dir, source_url),
+        )
         meta.update(
             {
                 k: v

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import xgboost
 
-from insightos_utils import explain, modeling
+from insightos_utils.leads import explain
+from insightos_utils.leads.pipelines import build_pipeline, prepare
+from insightos_utils.leads.train import TrainingResult
 
 
 def tiny_logistic() -> tuple:
@@ -29,7 +31,7 @@ def tiny_logistic() -> tuple:
     )
     target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     features = list(frame.columns)
-    pipeline = modeling.build_pipeline(
+    pipeline = build_pipeline(
         "v1_logreg", ["events_teammate_invited", "events_help_viewed"], ["campaign"]
     )
     pipeline.set_params(model__C=100.0)
@@ -40,7 +42,7 @@ def tiny_logistic() -> tuple:
 
 def test_logistic_contributions_are_coefficient_times_standardized_value() -> None:
     pipeline, frame, features, reference = tiny_logistic()
-    prepared = explain.prepare(pipeline, frame, features)
+    prepared = prepare(pipeline, frame, features)
     contributions, base, _ = explain.feature_contributions(pipeline, prepared, features, reference)
     scaler = pipeline.named_steps["prepare"].named_transformers_["num"].named_steps["scale"]
     coef = pipeline[-1].coef_[0]
@@ -84,12 +86,12 @@ def test_reasons_have_the_right_sign_and_order() -> None:
     [(10**9, "XGBoost TreeSHAP"), (10, "XGBoost path contributions (Saabas)")],
 )
 def test_xgboost_contributions_sum_to_the_margin(
-    toy_training: modeling.TrainingResult, monkeypatch, max_exact_rows: int, method: str
+    toy_training: TrainingResult, monkeypatch, max_exact_rows: int, method: str
 ) -> None:
     monkeypatch.setattr(explain, "EXACT_SHAP_MAX_ROWS", max_exact_rows)
     fitted = toy_training.models["v2_xgboost"]
     holdout = toy_training.split.holdout
-    prepared = explain.prepare(fitted.pipeline, holdout, fitted.features)
+    prepared = prepare(fitted.pipeline, holdout, fitted.features)
     contributions, base, used = explain.feature_contributions(
         fitted.pipeline, prepared, fitted.features
     )
@@ -110,7 +112,7 @@ def test_identical_rows_are_explained_once_with_the_same_answer() -> None:
     assert np.array_equal(unique_rows[inverse], matrix, equal_nan=True)
 
 
-def test_one_hot_columns_map_back_to_their_feature(toy_training: modeling.TrainingResult) -> None:
+def test_one_hot_columns_map_back_to_their_feature(toy_training: TrainingResult) -> None:
     pipeline = toy_training.models["v1_logreg"].pipeline
     columns = explain.transformed_columns(pipeline)
     categories = {c.category for c in columns if c.feature == "campaign"}
@@ -145,7 +147,7 @@ def test_reasons_read_like_words(feature, value, categorical, expected) -> None:
     assert explain.describe_value(feature, value, 14, categorical) == expected
 
 
-def test_reason_frequency_counts_directions(toy_training: modeling.TrainingResult) -> None:
+def test_reason_frequency_counts_directions(toy_training: TrainingResult) -> None:
     fitted = toy_training.models["v1_logreg"]
     explained = explain.explain_leads(
         fitted.pipeline,
@@ -185,7 +187,7 @@ def plain_reason_text(explained: explain.LeadExplanations, frame: pd.DataFrame) 
 
 @pytest.mark.parametrize("name", ["v1_logreg", "v2_xgboost"])
 def test_reason_text_is_the_plain_row_by_row_phrasing(
-    toy_training: modeling.TrainingResult, name: str
+    toy_training: TrainingResult, name: str
 ) -> None:
     fitted = toy_training.models[name]
     holdout = toy_training.split.holdout
@@ -202,11 +204,11 @@ def test_reason_text_is_the_plain_row_by_row_phrasing(
 
 
 def test_tree_contributions_of_distinct_rows_are_every_rows_contributions(
-    toy_training: modeling.TrainingResult,
+    toy_training: TrainingResult,
 ) -> None:
     fitted = toy_training.models["v2_xgboost"]
     holdout = toy_training.split.holdout
-    prepared = explain.prepare(fitted.pipeline, holdout, fitted.features)
+    prepared = prepare(fitted.pipeline, holdout, fitted.features)
     doubled = np.vstack([prepared, prepared[::-1]])  # every row twice
     distinct = explain.distinct_rows(doubled)
     assert len(distinct[0]) <= len(prepared)

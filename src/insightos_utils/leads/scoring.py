@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from insightos_utils import features
 from insightos_utils.errors import InsightOSError
-from insightos_utils.explain import distinct_rows, explain_leads, uses_distinct_rows
 from insightos_utils.ingest import ingest, read_processed
 from insightos_utils.io_utils import atomic_write, utc_stamp
-from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle
+from insightos_utils.leads import features
+from insightos_utils.leads.bundle import ModelBundle, load_bundle
+from insightos_utils.leads.explain import distinct_rows, explain_leads, uses_distinct_rows
 
 SCORED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -101,7 +101,7 @@ def score_leads(
         {
             "user_id": user_ids[order],
             "score": np.round(score, 6),
-            "grade": assign_grades(score, bundle.grade_cutoffs),
+            "grade": bundle.grade(score),
             "rank": np.arange(1, len(score) + 1, dtype=np.int64),
             "top_reasons": explanations.text.to_numpy()[order],
             "model_version": bundle.model_version,

@@ -27,7 +27,16 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from insightos_utils.features import KEY_EVENT_PREFIX, OTHER_COLUMN
+from insightos_utils.leads.features import KEY_EVENT_PREFIX, OTHER_COLUMN
+from insightos_utils.leads.pipelines import (
+    CATEGORICAL,
+    IMPUTE,
+    MODEL,
+    NUMERIC,
+    ONEHOT,
+    PREPARE,
+    prepare,
+)
 
 EVENT_PREFIX = "events_"
 # Behavioural columns of the feature table (features.BEHAVIOURAL_COLUMNS), phrased in words.
@@ -71,19 +80,19 @@ class LeadExplanations:
 
 def transformed_columns(pipeline: Pipeline) -> list[TransformedColumn]:
     """The source feature of every column the fitted ``prepare`` step produces, in order."""
-    prepare = pipeline.named_steps["prepare"]
+    prepare_step = pipeline.named_steps[PREPARE]
     columns: list[TransformedColumn] = []
-    for name, steps, source in prepare.transformers_:
+    for name, steps, source in prepare_step.transformers_:
         if name == "remainder" or steps == "drop" or len(source) == 0:
             continue
         source = list(source)
-        if name == "num":
+        if name == NUMERIC:
             columns += [TransformedColumn(feature, "value") for feature in source]
-            indicator = steps.named_steps["impute"].indicator_
+            indicator = steps.named_steps[IMPUTE].indicator_
             if indicator is not None:
                 columns += [TransformedColumn(source[i], "missing") for i in indicator.features_]
-        elif name == "cat":
-            encoder = steps.named_steps["onehot"]
+        elif name == CATEGORICAL:
+            encoder = steps.named_steps[ONEHOT]
             for feature, categories in zip(source, encoder.categories_, strict=True):
                 columns += [TransformedColumn(feature, "category", str(c)) for c in categories]
         else:
@@ -100,11 +109,6 @@ def _feature_matrix(columns: list[TransformedColumn], features: list[str]) -> np
     return matrix
 
 
-def prepare(pipeline: Pipeline, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The pipeline's fitted preparation steps applied to ``frame``: the classifier's input."""
-    return np.asarray(pipeline[:-1].transform(frame[features]), dtype=np.float64)
-
-
 def feature_contributions(
     pipeline: Pipeline,
     prepared: np.ndarray,
@@ -114,7 +118,7 @@ def feature_contributions(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(contributions: rows x ``features``, base value per row, method), in log-odds.
 
-    ``prepared`` is ``prepare(pipeline, frame, features)``; ``reference`` the mean prepared
+    ``prepared`` is ``pipelines.prepare(pipeline, frame, features)`` (what ``ModelBundle.prepare`` does); ``reference`` the mean prepared
     training row (logistic regression only); ``distinct`` is ``distinct_rows(prepared)`` when the
     caller already has it (tree models explain each distinct row once). Contributions plus the
     base value equal the model's margin (decision function).
@@ -124,7 +128,7 @@ def feature_contributions(
         raise ValueError(
             f"pipeline produced {prepared.shape[1]} columns but {len(columns)} were mapped"
         )
-    model = pipeline[-1]
+    model = pipeline.named_steps[MODEL]
     if isinstance(model, LogisticRegression):
         coef = model.coef_[0]
         if reference is None:
@@ -142,7 +146,7 @@ def feature_contributions(
 def uses_distinct_rows(pipeline: Pipeline) -> bool:
     """True for tree models, whose per-row work (prediction, contributions) is done once per
     distinct prepared row (see ``distinct_rows``); a linear model is cheaper row by row."""
-    return not isinstance(pipeline[-1], LogisticRegression)
+    return not isinstance(pipeline.named_steps[MODEL], LogisticRegression)
 
 
 def _tree_contributions(
@@ -321,7 +325,7 @@ def explain_leads(
 ) -> LeadExplanations:
     """The ``top_n`` features that moved each lead's score most, with readable text.
 
-    ``prepared`` (``prepare(pipeline, frame, features)``) and ``distinct``
+    ``prepared`` (``pipelines.prepare(pipeline, frame, features)``, as ``ModelBundle.prepare``) and ``distinct``
     (``distinct_rows(prepared)``) save computing them twice when the caller already has them
     for scoring.
     """

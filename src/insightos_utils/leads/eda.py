@@ -23,8 +23,8 @@ from statsmodels.tools.tools import add_constant
 from threadpoolctl import threadpool_limits
 
 from insightos_utils.errors import InsightOSError
-from insightos_utils.features import TARGET, FeatureSpec, training_rows
 from insightos_utils.io_utils import atomic_write_json
+from insightos_utils.leads.features import TARGET, FeatureSpec, training_rows
 
 POST_CONVERSION_REASON = "seen only at or after the user's conversion (post-conversion event)"
 

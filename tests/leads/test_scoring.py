@@ -9,8 +9,12 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from insightos_utils import explain, modeling, scoring
 from insightos_utils.cli import main
+from insightos_utils.leads import explain, scoring
+from insightos_utils.leads.backtest import BacktestResult
+from insightos_utils.leads.bundle import ModelBundle, load_bundle, make_bundle, save_models
+from insightos_utils.leads.card import as_plain_dict
+from insightos_utils.leads.train import TrainingResult
 from insightos_utils.plots import scoring as scoring_plots
 
 CONTRACT_COLUMNS = [
@@ -25,8 +29,8 @@ CONTRACT_COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def toy_bundle(toy_training: modeling.TrainingResult) -> modeling.ModelBundle:
-    return modeling.make_bundle(
+def toy_bundle(toy_training: TrainingResult) -> ModelBundle:
+    return make_bundle(
         toy_training,
         toy_training.champion,
         champion=True,
@@ -40,7 +44,7 @@ def toy_bundle(toy_training: modeling.TrainingResult) -> modeling.ModelBundle:
 
 
 @pytest.fixture(scope="module")
-def scored(toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame) -> pd.DataFrame:
+def scored(toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame) -> pd.DataFrame:
     leads = toy_feature_table[~toy_feature_table["label_known"]]
     return scoring.score_leads(toy_bundle, leads, scored_at="2026-01-01T12:00:00Z")
 
@@ -73,14 +77,14 @@ def test_rank_one_is_the_highest_score_and_grades_are_monotone(scored: pd.DataFr
 
 
 def test_scores_are_the_bundle_probabilities(
-    scored: pd.DataFrame, toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame
+    scored: pd.DataFrame, toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
 ) -> None:
     leads = toy_feature_table.loc[scored["user_id"]]
     assert np.allclose(scored["score"], toy_bundle.predict(leads), atol=1e-6)
 
 
 def test_missing_feature_column_is_a_clear_error(
-    toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
 ) -> None:
     leads = toy_feature_table.drop(columns=["events_page_view"])
     with pytest.raises(scoring.InsightOSError, match="events_page_view"):
@@ -159,7 +163,7 @@ def test_score_command_refuses_a_missing_model(tmp_path: Path, capsys) -> None:
 
 
 def test_every_chart_is_a_titled_figure(
-    toy_training: modeling.TrainingResult, toy_bundle: modeling.ModelBundle, toy_feature_table
+    toy_training: TrainingResult, toy_bundle: ModelBundle, toy_feature_table
 ) -> None:
     leads = toy_feature_table[~toy_feature_table["label_known"]]
     explained = explain.explain_leads(
@@ -172,7 +176,7 @@ def test_every_chart_is_a_titled_figure(
     by_grade = pd.DataFrame(
         {"grade": list("ABCD"), "leads": [10, 20, 30, 0], "converted": [5, 4, 3, 0]}
     ).assign(conversion_rate=[0.5, 0.2, 0.1, np.nan])
-    backtest = modeling.BacktestResult(
+    backtest = BacktestResult(
         trained_as_of=pd.Timestamp("2026-01-01"),
         outcome_as_of=pd.Timestamp("2026-03-01"),
         champion="v1_logreg",
@@ -199,15 +203,15 @@ def test_every_chart_is_a_titled_figure(
 def test_score_command_end_to_end_from_a_raw_folder(
     synthetic_lead_models, synthetic_raw: Path, tmp_path: Path, capsys
 ) -> None:
-    from insightos_utils import features
+    from insightos_utils.leads import features
 
     result = synthetic_lead_models["result"]
     inputs = synthetic_lead_models["inputs"]
-    paths = modeling.save_models(
+    paths = save_models(
         result,
         tmp_path / "models",
         feature_spec=inputs.spec.to_dict(),
-        decisions=modeling.as_plain_dict(inputs.decisions),
+        decisions=as_plain_dict(inputs.decisions),
         data_hash="abcdef12" * 8,
         as_of=synthetic_lead_models["as_of"],
         window_days=inputs.spec.window_days,
@@ -224,7 +228,7 @@ def test_score_command_end_to_end_from_a_raw_folder(
     assert set(scored["user_id"]) == set(open_leads.index)
     assert (scored["model_version"] == f"{result.champion}@abcdef12").all()
     # same data, same model, same as-of: the scores are the ones training produced
-    bundle = modeling.load_bundle(paths["champion"])
+    bundle = load_bundle(paths["champion"])
     expected = bundle.predict(open_leads.loc[scored["user_id"]])
     assert np.allclose(scored["score"], expected, atol=1e-6)
     rows, keys = _count(db_url)

@@ -1,0 +1,106 @@
+"""The lead-scoring results in words and tables: what a stakeholder reads in the report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from insightos_utils.leads.pipelines import LOGREG, MODEL_NAMES, XGBOOST
+from insightos_utils.leads.train import TrainingResult
+
+
+def metrics_table(result: TrainingResult) -> pd.DataFrame:
+    """Holdout metrics of both models next to a constant baseline (everyone gets the base rate)."""
+    columns = [
+        "holdout_roc_auc",
+        "holdout_pr_auc",
+        "holdout_brier",
+        "top_decile_precision",
+        "top_decile_recall",
+        "top_decile_lift",
+        "base_rate",
+        "cv_roc_auc",
+    ]
+    rows = {name: {c: result.metrics[name][c] for c in columns} for name in MODEL_NAMES}
+    base = result.metrics[LOGREG]["base_rate"]
+    rows["constant baseline"] = {
+        "holdout_roc_auc": 0.5,
+        "holdout_pr_auc": base,
+        "holdout_brier": round(base * (1 - base), 4),
+        "top_decile_precision": base,
+        "top_decile_recall": 0.1,
+        "top_decile_lift": 1.0,
+        "base_rate": base,
+        "cv_roc_auc": None,
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+def summary_markdown(card: Mapping[str, Any]) -> str:
+    """The model card in words, numbers inline: what a stakeholder reads in the report."""
+    champion = card["champion"]
+    other = XGBOOST if champion == LOGREG else LOGREG
+    m, o = card["models"][champion], card["models"][other]
+    holdout = card["holdout"]["holdout"]
+    lines = []
+    if card["leakage_suspected"]:
+        lines.append(
+            f"## WARNING: SUSPECTED LEAKAGE\n\n**{card['leakage_warning']}**\n\n"
+            "The numbers below are not a success: they mean a feature probably contains the "
+            "answer. Do not call leads from these scores until the features are audited."
+        )
+    lines.append(
+        f"**Champion: `{champion}`** (`{card['model_version']}`). On the time-based holdout "
+        f"(the latest {holdout['n']:,} signups with a known outcome, "
+        f"{holdout['signups_from'][:10]} to {holdout['signups_to'][:10]}, "
+        f"{holdout['positives']:,} converted, base rate {m['base_rate']:.1%}) it reaches ROC AUC "
+        f"**{m['holdout_roc_auc']:.3f}** and PR AUC {m['holdout_pr_auc']:.3f}; calling the top "
+        f"10% of leads first reaches {m['top_decile_recall']:.0%} of the conversions, "
+        f"{m['top_decile_lift']:.1f}x a random order. `{other}`: ROC AUC "
+        f"{o['holdout_roc_auc']:.3f}, PR AUC {o['holdout_pr_auc']:.3f}. "
+        f"{card['champion_rule']['decision']}."
+    )
+    calibration = card["calibration"]
+    if calibration["applied"]:
+        b, a = calibration["before"], calibration["after"]
+        lines.append(
+            f"Probabilities were calibrated ({calibration['method']}, fitted on the training "
+            f"part): mean predicted {b['mean_predicted']:.1%} became {a['mean_predicted']:.1%} "
+            f"against {a['observed_rate']:.1%} observed; Brier {b['brier']:.3f} to "
+            f"{a['brier']:.3f}; ranking unchanged."
+        )
+    else:
+        lines.append("The champion's probabilities already matched observed rates; no calibration.")
+    backtest = card.get("backtest")
+    if backtest:
+        rates = {row["grade"]: row["conversion_rate"] for row in backtest["by_grade"]}
+        lines.append(
+            f"Backtest: a model trained on data up to {backtest['trained_as_of'][:10]} graded "
+            f"the {backtest['open_leads_scored']:,} leads open then; by "
+            f"{backtest['outcome_as_of'][:10]} grade A converted {_percent(rates.get('A'))}, "
+            f"B {_percent(rates.get('B'))}, C {_percent(rates.get('C'))}, D "
+            f"{_percent(rates.get('D'))}; the top 10% converted "
+            f"{backtest['top_decile_conversion_rate']:.1%} against "
+            f"{backtest['rest_conversion_rate']:.1%} for the rest."
+        )
+    scored = card.get("scored_leads")
+    if scored:
+        grades = ", ".join(f"{g} {n:,}" for g, n in scored["by_grade"].items())
+        lines.append(f"Scored {scored['open_leads']:,} open leads: {grades}.")
+    audit = card["leakage_audit"]
+    excluded = ", ".join(f"`{e}`" for e in audit["excluded_post_conversion_events"]) or "none"
+    leaky = ", ".join(f"`{f}`" for f in audit["leaky_features_removed"]) or "none"
+    lines.append(
+        f"Leakage audit: {audit['result']} (champion holdout ROC AUC "
+        f"{audit['champion_holdout_roc_auc']:.3f}, alarm at {audit['suspect_holdout_auc']}); "
+        f"post-conversion events kept out: {excluded}; features removed as leaky: {leaky}."
+    )
+    return "\n\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
