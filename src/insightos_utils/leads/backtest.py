@@ -7,6 +7,7 @@ as-of.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -118,6 +119,11 @@ def backtest(
     vif_threshold: float = 10.0,
     random_seed: int = 42,
     show_progress: bool = False,
+    horizon_days: int | None = None,
+    attribute_max_levels: int = 20,
+    attribute_min_users: int = 30,
+    include_attributes: Sequence[str] = (),
+    exclude_attributes: Sequence[str] = (),
 ) -> BacktestResult:
     """Do the top-scored open leads really convert more often later?
 
@@ -131,10 +137,21 @@ def backtest(
     as_of = pd.Timestamp(as_of)
     then = as_of - pd.Timedelta(days=lookback_days)
     users = users_known_at(users, then, lead_lifetime(users, as_of, default_days=lookback_days))
-    spec = features.fit_feature_spec(users, events, then, window_days, min_event_users)
+    spec = features.fit_feature_spec(
+        users,
+        events,
+        then,
+        window_days,
+        min_event_users,
+        horizon_days=horizon_days,
+        attribute_max_levels=attribute_max_levels,
+        attribute_min_users=attribute_min_users,
+        include_attributes=include_attributes,
+        exclude_attributes=exclude_attributes,
+    )
     table = features.build_feature_table(users, events, spec, then)
     decisions = eda.decide_feature_drops(
-        table, spec, corr_threshold, vif_threshold, leakage_feature_auc
+        table, spec, corr_threshold, vif_threshold, leakage_feature_auc, holdout_fraction
     )
     result = train_lead_models(
         features.training_rows(table),

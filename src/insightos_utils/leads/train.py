@@ -87,13 +87,32 @@ def _negative_per_positive(y: np.ndarray) -> float:
     return (len(y) - positives) / positives
 
 
+def time_folds(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The time-ordered CV folds (``TimeSeriesSplit``) whose training and test parts both hold
+    converted and not-converted users; folds with one class are left out (wins concentrated in
+    the latest months leave the earliest folds without any). None left is an error that says
+    what the data lacks."""
+    folds = [
+        (fold_train, fold_test)
+        for fold_train, fold_test in TimeSeriesSplit(n_splits=CV_SPLITS).split(y)
+        if len(np.unique(y[fold_train])) == 2 and len(np.unique(y[fold_test])) == 2
+    ]
+    if not folds:
+        raise InsightOSError(
+            f"no time-ordered tuning fold ({CV_SPLITS} splits of {len(y):,} training rows, "
+            f"{int(y.sum()):,} converted) holds both outcomes on each side: the conversions "
+            "are bunched in time; bring more history with conversions spread over it"
+        )
+    return folds
+
+
 def _tune_logreg(
     train: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], seed: int
 ) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
     search = GridSearchCV(
         build_pipeline(LOGREG, numeric, categorical, seed),
         LOGREG_GRID,
-        cv=TimeSeriesSplit(n_splits=CV_SPLITS),
+        cv=time_folds(y),
         scoring="roc_auc",
         refit=False,
         error_score="raise",
@@ -116,7 +135,7 @@ def _tune_xgboost(
     candidate n_estimators (predicting with the first k trees), so the grid costs few fits."""
     counts = sorted(XGBOOST_GRID["n_estimators"])
     scores: dict[tuple[int, float, int], list[float]] = {}
-    for fold_train, fold_test in TimeSeriesSplit(n_splits=CV_SPLITS).split(train):
+    for fold_train, fold_test in time_folds(y):
         y_fold = y[fold_train]
         weight = _negative_per_positive(y_fold)
         prepare = build_pipeline(XGBOOST, numeric, categorical, seed).named_steps[PREPARE]
