@@ -122,3 +122,41 @@ def test_explanations_read_attributes_in_words() -> None:
     assert feature_label("attr_company_size") == "company size"
     assert describe_value("marketing_utm_term", "crm", 14, True) == "utm term is crm"
     assert describe_value("attr_employees", np.nan, 14, False) == "no employees recorded"
+
+
+def test_a_company_without_events_is_scored_on_its_attributes(tmp_path: Path) -> None:
+    """No product events at all, lead attributes with real but partial signal (and one filled
+    in after the outcome): the models stand on the attributes and beat chance on the holdout."""
+    from insightos_utils.leads import bundle as bundles
+    from insightos_utils.leads import scoring, train
+    from insightos_utils.synth.company import Knobs, generate_company
+    from insightos_utils.synth.files import write_tables
+
+    tables = generate_company(
+        n_users=4_000, seed=3, knobs=Knobs(events=False, lead_attributes=True)
+    )
+    write_tables(tables, tmp_path / "raw", "csv", seed=3)
+    ingest(tmp_path / "processed", raw_dir=tmp_path / "raw", show_progress=False)
+    data = read_processed(tmp_path / "processed")
+    assert len(data.events) == 0
+    events = features.encode_events(data.events)
+    as_of = features.resolve_as_of(data.users, events, None)
+    inputs = stage.feature_inputs(data.users, events, as_of, None, horizon_days=90)
+    assert "attr_lead_quality" in inputs.decisions.leaky_features
+    by_model = train.model_features(inputs.decisions, inputs.spec)
+    result = train.train_lead_models(features.training_rows(inputs.feature_table), by_model)
+    champion = result.metrics[result.champion]["holdout_roc_auc"]
+    assert 0.6 < champion < 0.95, champion  # real signal, and no leak left
+    assert any(f.startswith("attr_") for f in result.models[result.champion].features)
+    arguments = {
+        "feature_spec": inputs.spec.to_dict(),
+        "decisions": inputs.decisions.__dict__,
+        "data_hash": "0" * 64,
+        "as_of": as_of,
+        "window_days": inputs.spec.window_days,
+    }
+    model = bundles.make_bundle(result, result.champion, champion=True, **arguments)
+    leads = features.open_leads(inputs.feature_table)
+    scored = scoring.score_leads(model, leads)
+    assert len(scored) == len(leads) > 0 and scored["score"].between(0, 1).all()
+    assert scored["top_reasons"].str.contains("company size|landing page|employees").any()
