@@ -36,7 +36,13 @@ ENGINE_CASES = [
     "duckdb",
     pytest.param("postgres", marks=pytest.mark.postgres),
     pytest.param("postgres_tz", marks=pytest.mark.postgres),
-    pytest.param("spark", marks=pytest.mark.slow),  # a local SparkSession: ~25 s to start
+    # a local SparkSession: ~25 s to start, seconds per query; `make test-slow` runs these
+    pytest.param("spark", marks=[pytest.mark.slow, pytest.mark.extended]),
+]
+# the one Spark case of the default suite: the event columns on every edge case
+DEFAULT_SPARK = [
+    *ENGINE_CASES[:-1],
+    pytest.param("spark", marks=pytest.mark.slow),
 ]
 
 
@@ -79,7 +85,7 @@ def assert_same_aggregates(expected: pd.DataFrame, got: pd.DataFrame) -> None:
     )
 
 
-@pytest.mark.parametrize("case", ENGINE_CASES)
+@pytest.mark.parametrize("case", DEFAULT_SPARK)
 def test_event_aggregates_equal_memory_on_edge_cases(case: str, open_on) -> None:
     tables = edge_company()
     source = open_on(case, tables)

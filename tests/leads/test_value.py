@@ -79,7 +79,8 @@ def test_small_and_unknown_campaigns_fall_back_to_the_overall_value_and_say_so()
     assert table.loc["u4", "value_basis"].startswith("overall value: no customer from")
     assert valued.ranking.leads_on_own_campaign == 2 and valued.ranking.leads_on_overall == 2
     unknown = add_expected_value(scored_leads(), new_customer_value(), rank_by="value")
-    assert set(unknown.table["campaign"]) == {"(none)"}  # no campaigns given: (none), overall
+    assert unknown.table["campaign"].isna().all()  # not known: the overall value, not (none)'s
+    assert set(unknown.table["value_basis"]) == {"overall value: the lead's campaign is not known"}
     assert unknown.table["expected_value"].tolist() == pytest.approx([90, 50, 50, 20])
 
 
@@ -182,3 +183,23 @@ def test_score_only_runs_read_campaigns_from_the_raw_users(tmp_path: Path) -> No
     )
     campaigns = campaigns_from_source(tmp_path, None)
     assert campaigns.to_dict() == {"u1": "google", "u2": "(none)"}
+
+
+def test_the_fast_csv_writer_reads_back_as_pandas_own_output(tmp_path: Path) -> None:
+    from insightos_utils.leads.value import write_leads_csv
+
+    table = pd.DataFrame(
+        {
+            "user_id": ["007", "u2", "u3"],
+            "score": [1e-05, np.nan, 0.123456],
+            "rank": [1, 2, 3],
+            "top_reasons": ['with, a comma and "quotes"', "two\nlines", ""],
+            "window_complete": [True, False, True],
+            "value_basis": pd.Categorical(["overall value: x", "own", "own"]),
+        }
+    )
+    write_leads_csv(table, tmp_path / "fast.csv")
+    table.to_csv(tmp_path / "pandas.csv", index=False)
+    fast = pd.read_csv(tmp_path / "fast.csv", dtype={"user_id": str})
+    pandas_own = pd.read_csv(tmp_path / "pandas.csv", dtype={"user_id": str})
+    pd.testing.assert_frame_equal(fast, pandas_own)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,10 @@ def resolve_as_of(
             return parse_timestamp(as_of)
         except (ValueError, TypeError) as error:
             raise InputError(f"as_of: cannot parse {as_of!r} as an ISO 8601 timestamp") from error
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.latest_timestamp(engine)
     candidates = [
         frame[column].max()
         for frame, column in (
@@ -358,6 +362,27 @@ def fit_feature_spec(
     (``leads.labels``).
     """
     as_of = resolve_as_of(users, events, as_of)
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        vocabulary = pipeline.fit_feature_spec(
+            engine, as_of, window_days, min_event_users, key_events, n_key_events
+        )
+        existing = users.loc[users["created_at"] <= pd.Timestamp(as_of)]
+        plan = fit_attribute_plan(
+            existing,
+            attribute_max_levels,
+            attribute_min_users,
+            include_attributes,
+            exclude_attributes,
+        )  # the lead side is computed in memory on every engine
+        return replace(
+            vocabulary,
+            numeric_columns=vocabulary.numeric_columns + plan.numeric_features,
+            categorical_columns=vocabulary.categorical_columns + plan.categorical_features,
+            horizon_days=int(horizon_days) if horizon_days is not None else None,
+            attributes=plan.to_dict() if plan.specs else {},
+        )
     prep = _prepare(users, events, as_of, window_days)
     n_names = len(prep.names)
     named = prep.ev_name >= 0
@@ -477,6 +502,10 @@ def build_feature_table(
     ``spec.categorical_columns``, then created_at, status_at_as_of, label_known, the target
     (Int8, <NA> when the outcome is not known at as-of) and window_complete."""
     as_of = resolve_as_of(users, events, as_of)
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.build_feature_table(engine, users, spec, as_of)  # lead side in memory
     plan = spec.attribute_plan
     attribute_columns = set(plan.features)
     _require(

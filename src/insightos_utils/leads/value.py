@@ -11,8 +11,9 @@ no customer yet) borrows the ``(all)`` value, and ``value_basis`` says so for ea
 ``[scoring] rank_by`` decides ``rank``: ``value`` (expected value, then score, then user id) or
 ``probability`` (score, then user id). Without customer values (the LTV stage was skipped, or a
 score-only run finds no values from a full run) the value columns stay empty, the ranking is by
-probability, and ``Ranking.reason`` says why. Everything is column arithmetic on arrays plus one
-Arrow sort: a million leads take well under a second (``benchmarks/bench_value.py``).
+probability, and ``Ranking.reason`` says why. Everything is one Arrow hash join, column
+arithmetic and one sort: a million leads took 0.74 s of CPU (2.1 to 3.5 s wall at load average
+8 to 12 on 2 cores), the file's read and rewrite 2.6 s more (``benchmarks/bench_value.py``).
 """
 
 from __future__ import annotations
@@ -128,8 +129,11 @@ def _campaign_values(
     overall = table.loc[ALL_CAMPAIGNS]
     rows, bases, own = [], [], []
     for name in names:
-        row = table.loc[name] if name in table.index and name != ALL_CAMPAIGNS else None
-        if row is None:
+        known = name is not None and name in table.index and name != ALL_CAMPAIGNS
+        row = table.loc[name] if known else None
+        if name is None:
+            basis = "overall value: the lead's campaign is not known"
+        elif row is None:
             basis = f"overall value: no customer from campaign {name} yet"
         elif not np.isfinite(float(row["value"])):
             basis = f"overall value: campaign {name}'s own value is not a number"
@@ -157,25 +161,20 @@ def _arrow_text(values: pd.Series | pd.Index) -> Any:
 
 def lead_campaigns(leads: pd.DataFrame, campaigns: pd.Series | None) -> pd.Categorical:
     """Each lead's acquisition campaign: from ``campaigns`` (user id → campaign, first entry of
-    a repeated id), else the table's own ``campaign`` column, else ``(none)``; an id that
-    ``campaigns`` does not know is ``(none)`` too. One hash join in Arrow, no Python loop."""
+    a repeated id), else the table's own ``campaign`` column; missing (not known) otherwise, or
+    when ``campaigns`` does not hold the lead. One hash join in Arrow, no Python loop."""
     import pyarrow.compute as pc
 
     if campaigns is None:
-        names = leads["campaign"] if "campaign" in leads.columns else None
-        if names is None:
-            return pd.Categorical([NO_CAMPAIGN] * len(leads))
-        return pd.Categorical(names.astype(object).where(names.notna(), NO_CAMPAIGN).astype(str))
-    codes, distinct = pd.factorize(campaigns)  # a missing campaign: code -1, i.e. (none)
-    categories = [str(name) for name in distinct]
-    if NO_CAMPAIGN not in categories:
-        categories.append(NO_CAMPAIGN)
+        if "campaign" not in leads.columns:
+            return pd.Categorical.from_codes(np.full(len(leads), -1), categories=[])
+        return pd.Categorical(leads["campaign"])
+    codes, distinct = pd.factorize(campaigns)  # a missing campaign: code -1
     positions = pc.index_in(_arrow_text(leads["user_id"]), value_set=_arrow_text(campaigns.index))
     found = positions.is_valid().to_numpy(zero_copy_only=False)
     where = positions.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     lead_codes = np.where(found, codes[where] if len(codes) else -1, -1)
-    lead_codes[lead_codes < 0] = categories.index(NO_CAMPAIGN)
-    return pd.Categorical.from_codes(lead_codes, categories=categories)
+    return pd.Categorical.from_codes(lead_codes, categories=[str(name) for name in distinct])
 
 
 def add_expected_value(
@@ -200,10 +199,14 @@ def add_expected_value(
     if table is None:
         for column in VALUE_COLUMNS[1:]:
             leads[column] = np.full(len(leads), np.nan)
-        leads[BASIS_COLUMN] = pd.Series(f"not computed: {missing}", index=leads.index, dtype=str)
+        leads[BASIS_COLUMN] = pd.Categorical.from_codes(
+            np.zeros(len(leads), dtype=np.int64), categories=[f"not computed: {missing}"]
+        )
     else:
+        categories = [*names.categories, None]  # the last: a lead whose campaign is not known
         codes = np.asarray(names.codes, dtype=np.int64)
-        values, bases, own = _campaign_values(np.asarray(names.categories, dtype=object), table)
+        codes = np.where(codes < 0, len(categories) - 1, codes)
+        values, bases, own = _campaign_values(np.asarray(categories, dtype=object), table)
         for position, column in enumerate(VALUE_COLUMNS[1:]):
             leads[column] = np.round(score * values[codes, position], VALUE_DECIMALS)
         basis_codes, basis_names = pd.factorize(pd.Series(bases, dtype=object))
@@ -219,14 +222,14 @@ def add_expected_value(
         used, reason = "value", None
     order = calling_order(leads, used)
     in_order = bool((order == np.arange(len(order))).all())
-    ranked = leads if in_order else leads.iloc[order].reset_index(drop=True)
+    ranked = (leads if in_order else leads.iloc[order]).reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1, dtype=np.int64)
     ranking = Ranking(
         rank_by=used,
         requested=rank_by,
         reason=reason,
         values_missing=missing,
-        leads_on_own_campaign=on_own if table is not None else 0,
+        leads_on_own_campaign=on_own,
         leads_on_overall=len(leads) - on_own if table is not None else 0,
     )
     return ValuedLeads(ranked, ranking)
@@ -298,5 +301,25 @@ def rewrite_scored_leads(
     valued = add_expected_value(
         scored, values, rank_by=rank_by, campaigns=lookup, skipped_reason=skipped_reason
     )
-    atomic_write(scored_path, lambda tmp: valued.table.to_csv(tmp, index=False))
+    atomic_write(scored_path, lambda tmp: write_leads_csv(valued.table, tmp))
     return valued.ranking
+
+
+def write_leads_csv(table: pd.DataFrame, path: Path) -> None:
+    """``table`` as CSV that reads back exactly as pandas' own ``to_csv`` output does (``True``
+    / ``False``, an empty field for a missing value; every text value quoted), through Arrow's
+    writer: about ten times faster than ``DataFrame.to_csv`` on a million leads."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    columns = {}
+    for name in table.columns:
+        array = pa.array(table[name], from_pandas=True)  # NaN → null: an empty field
+        if pa.types.is_dictionary(array.type):  # a categorical: its values
+            array = array.cast(array.type.value_type)
+        if pa.types.is_boolean(array.type):
+            array = pc.if_else(array, "True", "False")
+        columns[str(name)] = array
+    options = pacsv.WriteOptions(quoting_style="needed")
+    pacsv.write_csv(pa.table(columns), path, options)

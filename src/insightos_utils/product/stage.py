@@ -84,6 +84,13 @@ def analyse_product(
     Raises ``StageSkipped`` (reason and fix) when the data cannot support a funnel.
     """
     min_users = int(settings.min_step_users)
+    from insightos_utils.engines.pipeline import events_left_in_database
+
+    if (elsewhere := events_left_in_database(events)) is not None:
+        raise StageSkipped(
+            f"{elsewhere}, and the funnel is computed in memory from the event rows.",
+            "Run with [data] engine = 'memory' (the events are copied out) for the funnel.",
+        )
     if len(events) == 0:
         raise StageSkipped(
             "The events table has no rows (a CRM-only company): there is no product usage to "
