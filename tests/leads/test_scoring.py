@@ -268,9 +268,13 @@ def test_score_command_end_to_end_from_a_raw_folder(
     scored = pd.read_csv(out)
     assert f"{len(scored):,} open leads scored (A " in capsys.readouterr().err
     open_leads = features.open_leads(inputs.feature_table)
-    assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert list(scored.columns) == CONTRACT_COLUMNS + ["trend", "window_complete"]
+    assert set(scored["trend"]) == {"new"}  # no --previous: every lead is new
     assert set(scored["user_id"]) == set(open_leads.index)
     assert (scored["model_version"] == f"{result.champion}@abcdef12").all()
+    again = tmp_path / "again.csv"
+    assert main([*arguments, "--out", str(again), "--previous", str(out)]) == 0
+    assert set(pd.read_csv(again)["trend"]) == {"steady"}  # same scores as the previous run
     # same data, same model, same as-of: the scores are the ones training produced
     bundle = load_bundle(paths["champion"])
     expected = bundle.predict(open_leads.loc[scored["user_id"]])

@@ -7,6 +7,7 @@ as-of.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -129,6 +130,11 @@ def backtest(
     min_conversions: int = ScoringConfig.min_conversions,
     min_non_conversions: int = ScoringConfig.min_non_conversions,
     min_outcomes: int = ScoringConfig.backtest_min_conversions,
+    horizon_days: int | None = None,
+    attribute_max_levels: int = 20,
+    attribute_min_users: int = 30,
+    include_attributes: Sequence[str] = (),
+    exclude_attributes: Sequence[str] = (),
 ) -> BacktestResult:
     """Do the top-scored open leads really convert more often later?
 
@@ -146,7 +152,18 @@ def backtest(
     as_of = pd.Timestamp(as_of)
     then = as_of - pd.Timedelta(days=lookback_days)
     users = users_known_at(users, then, lead_lifetime(users, as_of, default_days=lookback_days))
-    spec = features.fit_feature_spec(users, events, then, window_days, min_event_users)
+    spec = features.fit_feature_spec(
+        users,
+        events,
+        then,
+        window_days,
+        min_event_users,
+        horizon_days=horizon_days,
+        attribute_max_levels=attribute_max_levels,
+        attribute_min_users=attribute_min_users,
+        include_attributes=include_attributes,
+        exclude_attributes=exclude_attributes,
+    )
     table = features.build_feature_table(users, events, spec, then)
     open_then = features.open_leads(table)
     converted_at = users.set_index("user_id")["converted_at"].reindex(open_then.index)
@@ -163,7 +180,7 @@ def backtest(
         rows = features.training_rows(table)
         require_outcomes(rows, f"On {then:%Y-%m-%d} the data", min_conversions, min_non_conversions)
         decisions = eda.decide_feature_drops(
-            table, spec, corr_threshold, vif_threshold, leakage_feature_auc
+            table, spec, corr_threshold, vif_threshold, leakage_feature_auc, holdout_fraction
         )
         result = train_lead_models(
             rows,

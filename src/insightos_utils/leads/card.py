@@ -78,8 +78,14 @@ def model_card(
     backtest: BacktestResult | Mapping[str, Any] | None = None,
     model_version: str | None = None,
     scored: pd.DataFrame | None = None,
+    time_to_conversion: Mapping[str, Any] | None = None,
+    trend: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The contract's ``model_card.json`` (section 3) plus everything a reviewer needs."""
+    """The contract's ``model_card.json`` (section 3) plus everything a reviewer needs.
+
+    ``horizon_days`` (from the feature spec) says what ``score`` means: the probability of
+    converting within that many days of signup; ``label`` states the rule and its counts."""
+    horizon = feature_spec.get("horizon_days")
     champion_auc = result.metrics[result.champion]["holdout_roc_auc"]
     leaky = dict(decisions.get("leaky_features", {}) or {})
     dropped_for_linear = dict(decisions.get("dropped_for_linear", {}) or {})
@@ -132,6 +138,11 @@ def model_card(
             "cutoffs": result.cutoffs["champion"],
             "withheld": not result.signal.get("better_than_chance", True),
         },
+        "horizon_days": horizon,
+        "label": _label_rule(horizon),
+        "lead_attributes": list(decisions.get("lead_attributes", []) or []),
+        "time_to_conversion": dict(time_to_conversion) if time_to_conversion else None,
+        "trend": dict(trend) if trend else None,
         "feature_window_days": int(window_days),
         "as_of": pd.Timestamp(as_of).isoformat(),
         "feature_spec": dict(feature_spec),
@@ -146,6 +157,20 @@ def model_card(
         "backtest": backtest.to_dict() if isinstance(backtest, BacktestResult) else backtest,
         "scored_leads": _scored_summary(scored) if scored is not None else None,
     }
+
+
+def _label_rule(horizon: int | None) -> str:
+    if horizon is None:
+        return (
+            "converted by as-of = 1; lost once the feature window has passed = 0; "
+            "everyone else open (not trained on)"
+        )
+    return (
+        f"score = probability of converting within {horizon} days of signup: converted within "
+        f"{horizon} days = 1; lost, converted later, or open past {horizon} days without "
+        f"converting = 0; open and younger than {horizon} days = censored (scored, not "
+        "trained on)"
+    )
 
 
 def _scored_summary(scored: pd.DataFrame) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from insightos_utils.leads.attributes import MARKETING_PREFIX, USERS_PREFIX
 from insightos_utils.leads.features import KEY_EVENT_PREFIX, OTHER_COLUMN
 from insightos_utils.leads.pipelines import (
     CATEGORICAL,
@@ -198,7 +199,12 @@ def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def humanise(name: str) -> str:
-    """Feature or event name in plain words: ``project_created`` → ``project created``."""
+    """Feature or event name in plain words: ``project_created`` → ``project created``; a lead
+    attribute loses its prefix (``attr_company_size`` → ``company size``)."""
+    for prefix in (USERS_PREFIX, MARKETING_PREFIX):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
     words = re.sub(r"[_\-.:/]+", " ", name)
     words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", words)
     return re.sub(r"\s+", " ", words).strip().lower()
@@ -253,6 +259,8 @@ def describe_value(feature: str, value: object, window_days: int, categorical: b
     if feature in BEHAVIOUR_PHRASES and not np.isnan(number):
         return BEHAVIOUR_PHRASES[feature].format(value=_format_number(number), window=window_days)
     if np.isnan(number):
+        if feature.startswith((USERS_PREFIX, MARKETING_PREFIX)):
+            return f"no {humanise(feature)} recorded"
         return f"{humanise(feature)}: not yet"
     return f"{humanise(feature)}: {_format_number(number)}"
 

@@ -95,6 +95,47 @@ def summary_markdown(card: Mapping[str, Any]) -> str:
             f"{backtest['top_decile_conversion_rate']:.1%} against "
             f"{backtest['rest_conversion_rate']:.1%} for the rest."
         )
+    horizon = card.get("horizon_days")
+    if horizon:
+        timing = (card.get("time_to_conversion") or {}).get("share_converted_at_horizon") or []
+        read = ", ".join(
+            f"{row['grade']} {_percent(row['share_converted'])}"
+            for row in timing
+            if row.get("share_converted") is not None
+        )
+        lines.append(
+            f"The score is the probability of converting within **{horizon} days** of signup. "
+            + (
+                f"Kaplan–Meier share converted within {horizon} days by grade, on users the "
+                f"champion never trained on: {read}."
+                if read
+                else f"Follow-up is too short to read the share converted at {horizon} days."
+            )
+        )
+    trend = card.get("trend")
+    if trend:
+        lines.append(
+            f"Trend since the previous run: {trend['improving']:,} improving, "
+            f"{trend['steady']:,} steady, {trend['declining']:,} declining, {trend['new']:,} "
+            f"new ({trend['compared_with']})."
+        )
+    attributes = card.get("lead_attributes") or []
+    if attributes:
+        kept = [a["attribute"] for a in attributes if a["decision"] == "kept"]
+        lines.append(
+            f"Lead attributes: {len(attributes)} found, {len(kept)} used"
+            + (f" ({', '.join(f'`{a}`' for a in kept)})" if kept else "")
+            + "; "
+            + (
+                "; ".join(
+                    f"`{a['attribute']}` not used: {a['reason']}"
+                    for a in attributes
+                    if a["decision"] == "dropped"
+                )
+                or "none left out"
+            )
+            + "."
+        )
     scored = card.get("scored_leads")
     if scored:
         grades = ", ".join(f"{g} {n:,}" for g, n in scored["by_grade"].items())

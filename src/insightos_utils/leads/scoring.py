@@ -2,8 +2,9 @@
 
 The bundle carries the feature spec it was trained with, so a lead scored today is described
 exactly as the training users were. Output follows the contract (``scored_leads.csv``): user_id,
-score, grade, rank, top_reasons, model_version, scored_at, plus ``window_complete`` (False when
-the lead signed up less than one feature window ago, so its events are still being counted).
+score, grade, rank, top_reasons, model_version, scored_at, plus ``trend`` (against the previous
+scoring run, ``leads.trend``) and ``window_complete`` (False when the lead signed up less than
+one feature window ago, so its events are still being counted).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from insightos_utils.leads.explain import (
     no_explanations,
     uses_distinct_rows,
 )
+from insightos_utils.leads.trend import previous_scores, score_trend
 
 SCORED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -41,7 +43,7 @@ SCORED_COLUMNS: tuple[str, ...] = (
     "model_version",
     "scored_at",
 )
-EXTRA_COLUMNS: tuple[str, ...] = ("window_complete",)
+EXTRA_COLUMNS: tuple[str, ...] = ("trend", "window_complete")
 DB_TABLE = "scored_leads"
 
 __all__ = [
@@ -263,9 +265,12 @@ def score_command(
     as_of: str | None = None,
     db_url: str | None = None,
     show_progress: bool = True,
+    previous_run_dir: str | Path | None = None,
+    trend_threshold: float = 0.05,
 ) -> pd.DataFrame:
     """``insightos score``: ingest the raw source, rebuild features with the bundle's spec at
-    as-of, score the open leads, write the CSV (and upsert into ``--db``)."""
+    as-of, score the open leads, add each lead's ``trend`` against ``previous_run_dir``'s
+    scored leads (all ``new`` without one), write the CSV (and upsert into ``--db``)."""
     bundle = load_bundle(model_path)  # first: a wrong --model fails before any work
     with tempfile.TemporaryDirectory(prefix="insightos-score-") as processed_dir:
         ingest(processed_dir, raw_dir=raw_dir, source_url=source_url, show_progress=show_progress)
@@ -275,6 +280,11 @@ def score_command(
         spec = features.FeatureSpec.from_dict(bundle.feature_spec)
         table = features.build_feature_table(processed.users, processed.events, spec, stand_at)
     scored = score_leads(bundle, features.open_leads(table))
+    previous, _ = previous_scores(previous_run_dir)
+    scored["trend"] = pd.array(
+        np.asarray(score_trend(scored["user_id"], scored["score"], previous, trend_threshold)),
+        dtype="str",
+    )
     write_scored_leads(scored, out_path)
     if db_url:
         upsert_scored_leads(scored, db_url)

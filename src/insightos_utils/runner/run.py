@@ -374,6 +374,10 @@ def _score_run(
     log.line(f"score-only run {run_id}: champion {meta['champion']} from run {meta['model_run']}")
     log.line(f"model {meta['model_path']}, data {redact_url(source_url or '') or raw_dir}")
     previous = portal.read_run_meta(reports / portal.LATEST_SCORES)
+    # the trend compares with the previous scoring run: the last score-only run, else the full one
+    previous_scores_dir = published_folder(reports, portal.LATEST_SCORES) or published_folder(
+        reports, portal.LATEST
+    )
     with _failure_recorded(folders, meta, log):
         scoring = importlib.import_module("insightos_utils.leads.scoring")
         scoring.score_command(
@@ -383,6 +387,8 @@ def _score_run(
             source_url=source_url,
             as_of=config.data.as_of or None,
             show_progress=show_progress,
+            previous_run_dir=previous_scores_dir,
+            trend_threshold=config.scoring.trend_threshold,
         )
         meta["scoring_seconds"] = round(time.perf_counter() - started, 2)
         _value_leads(
