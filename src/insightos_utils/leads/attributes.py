@@ -127,7 +127,10 @@ def _slug(name: str) -> str:
 
 def _as_text(values: pd.Series | np.ndarray) -> np.ndarray:
     """Object array of stripped text, None where missing (NaN, None, empty, JSON null)."""
-    codes, distinct = pd.factorize(pd.Series(np.asarray(values, dtype=object)))
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    )
+    codes, distinct = pd.factorize(series)  # Arrow-backed text factorizes without a copy
     cleaned = []
     for value in distinct:  # once per distinct value, not per row
         if isinstance(value, float) and value.is_integer():
