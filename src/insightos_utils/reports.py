@@ -477,6 +477,8 @@ def write_run_summary(
     not_computed = skipped_stages(run)
     product = product_section(run_dir) if run.get("status") == "ok" else None
     warnings = [str(w.get("message", "")) for w in run["ingest_warnings"] if w.get("message")]
+    if run.get("signal_warning"):  # the lead model is no better than chance (model_card signal)
+        warnings.insert(0, str(run["signal_warning"]))
     files = [
         name
         for name in (

@@ -53,6 +53,41 @@ def test_logistic_contributions_are_coefficient_times_standardized_value() -> No
     assert np.allclose(contributions.sum(axis=1) + base, pipeline.decision_function(frame))
 
 
+def test_logistic_contributions_are_measured_from_the_training_mean() -> None:
+    """Against the mean training lead, not against zero: a one-hot category contributes
+    coefficient x (indicator - its training share), so over the training rows every feature's
+    contribution averages zero, and a lead at the mean has no reasons."""
+    pipeline, frame, features, reference = tiny_logistic()
+    prepared = prepare(pipeline, frame, features)
+    contributions, base, _ = explain.feature_contributions(pipeline, prepared, features, reference)
+    assert np.allclose(contributions.mean(axis=0), 0.0, atol=1e-9)
+    coef = pipeline[-1].coef_[0]
+    columns = explain.transformed_columns(pipeline)
+    paid = [i for i, c in enumerate(columns) if c.category == "paid"][0]
+    organic = [i for i, c in enumerate(columns) if c.category == "organic"][0]
+    share_paid = (frame["campaign"] == "paid").mean()
+    is_paid = (frame["campaign"] == "paid").to_numpy(dtype=float)
+    expected = coef[paid] * (is_paid - share_paid) + coef[organic] * (
+        (1 - is_paid) - (1 - share_paid)
+    )
+    assert np.allclose(contributions[:, features.index("campaign")], expected)
+    assert np.allclose(base, pipeline[-1].intercept_[0] + reference @ coef)
+
+
+def test_training_keeps_the_mean_prepared_row_as_the_reference(
+    toy_training: TrainingResult,
+) -> None:
+    fitted = toy_training.models["v1_logreg"]
+    train = toy_training.split.train
+    prepared = prepare(fitted.pipeline, train, fitted.features)
+    reference = toy_training.explain_reference["v1_logreg"]
+    assert np.allclose(reference, prepared.mean(axis=0))
+    explained = explain.explain_leads(
+        fitted.pipeline, train, fitted.features, window_days=14, reference=reference
+    )
+    assert np.allclose(explained.contributions["campaign"].mean(), 0.0, atol=1e-9)
+
+
 def test_reasons_have_the_right_sign_and_order() -> None:
     pipeline, frame, features, reference = tiny_logistic()
     lead = pd.DataFrame(

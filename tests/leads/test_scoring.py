@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,49 @@ def test_rank_one_is_the_highest_score_and_grades_are_monotone(scored: pd.DataFr
     by_rank = scored.sort_values("rank")
     assert by_rank["score"].is_monotonic_decreasing
     assert list(by_rank["grade"]) == sorted(by_rank["grade"])  # A before B before C before D
+
+
+def test_equal_scores_are_ranked_by_user_id(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    """Ties (identical leads) rank by user id, whatever order the leads come in, so a rerun on
+    the same data gives every lead the same rank."""
+    template = toy_feature_table[~toy_feature_table["label_known"]]
+    distinct = template.iloc[:3]
+    ids = [f"tie{k:02d}" for k in range(12)]
+    leads = pd.concat([distinct.iloc[[k % 3]] for k in range(12)])  # four leads per score
+    leads.index = pd.Index(ids, name="user_id")
+    for seed in (0, 1, 2):
+        shuffled = leads.sample(frac=1.0, random_state=seed)
+        scored = scoring.score_leads(toy_bundle, shuffled, scored_at="2026-01-01T12:00:00Z")
+        assert scored["score"].nunique() == 3
+        for _, group in scored.groupby("score"):
+            assert group["user_id"].tolist() == sorted(group["user_id"])
+            assert group["rank"].tolist() == sorted(group["rank"])
+        expected = scored.sort_values(["score", "user_id"], ascending=[False, True])
+        assert scored["user_id"].tolist() == expected["user_id"].tolist()
+
+
+def test_explanations_come_back_from_scoring(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    scored, explained = scoring.score_leads(toy_bundle, leads, top_n=2, with_explanations=True)
+    again = explain.explain_leads(
+        toy_bundle.pipeline,
+        leads,
+        toy_bundle.features,
+        window_days=toy_bundle.window_days,
+        top_n=2,
+        reference=toy_bundle.explain_reference,
+    )
+    pd.testing.assert_frame_equal(explained.contributions, again.contributions)
+    assert explained.text.reindex(scored["user_id"]).tolist() == scored["top_reasons"].tolist()
+    none_scored, none_explained = scoring.score_leads(
+        toy_bundle, leads.iloc[:0], with_explanations=True
+    )
+    assert len(none_scored) == 0 and len(none_explained.text) == 0
+    assert list(none_explained.contributions.columns) == toy_bundle.features
 
 
 def test_scores_are_the_bundle_probabilities(
@@ -247,3 +291,15 @@ def test_score_command_end_to_end_from_a_raw_folder(
     earlier = tmp_path / "earlier.csv"
     assert main([*arguments, "--out", str(earlier), "--as-of", "2026-03-01"]) == 0
     assert len(pd.read_csv(earlier)) != len(scored)
+
+
+def test_grades_are_withheld_when_the_model_is_no_better_than_chance(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    withheld = dataclasses.replace(toy_bundle, grades_withheld="NO USABLE SIGNAL: ...")
+    scored = scoring.score_leads(withheld, leads)
+    assert (scored["grade"] == "").all()
+    assert scored["rank"].tolist() == list(range(1, len(scored) + 1))  # still ordered
+    graded = scoring.score_leads(toy_bundle, leads)
+    assert set(graded["grade"]) <= {"A", "B", "C", "D"} and (graded["grade"] != "").all()

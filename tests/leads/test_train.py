@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from insightos_utils.leads.narrative import metrics_table
+from insightos_utils.leads import scoring
+from insightos_utils.leads.bundle import make_bundle
+from insightos_utils.leads.narrative import metrics_table, summary_markdown
 from insightos_utils.leads.pipelines import MODEL_NAMES, model_param
-from insightos_utils.leads.train import LOGREG_GRID, TrainingResult, choose_champion, leakage_check
+from insightos_utils.leads.split import NotEnoughOutcomes
+from insightos_utils.leads.train import (
+    LOGREG_GRID,
+    TrainingResult,
+    choose_champion,
+    leakage_check,
+    signal_check,
+    train_lead_models,
+)
+
+from .data import TOY_FEATURES, bundle_arguments, card_of
 
 
 @pytest.mark.parametrize(
@@ -78,3 +92,75 @@ def test_both_models_beat_a_constant_baseline_on_synthetic_data(synthetic_lead_m
     assert excluded, "the synthetic company logs post-conversion events; they must be excluded"
     for fitted in result.models.values():
         assert not {f"events_{name}" for name in excluded} & set(fitted.features)
+
+
+def test_conversions_only_late_train_without_a_crash_and_say_what_was_left_out(
+    toy_feature_table: pd.DataFrame,
+) -> None:
+    """The CRM situation: wins only in the latest months, so the early time-ordered folds and
+    calibration blocks hold one outcome; they are left out (and said so), never a crash."""
+    rows = toy_feature_table[toy_feature_table["label_known"]].sort_values("created_at").copy()
+    early = np.arange(len(rows)) < len(rows) // 2
+    rows.loc[early, "target_converted"] = 0
+    result = train_lead_models(rows, {name: TOY_FEATURES for name in MODEL_NAMES})
+    for name in MODEL_NAMES:
+        note = result.models[name].tuning_note
+        assert note is not None and "folds left out" in note, (name, note)
+        assert 0.6 < result.metrics[name]["holdout_roc_auc"] < 1.0
+    calibration = result.calibration
+    assert calibration["applied"] is False
+    if calibration["before"]["relative_gap"] > 0.2:  # off, but cannot be calibrated honestly
+        assert "one outcome only" in calibration["skipped"]
+
+
+def test_too_few_conversions_are_not_trained_on(toy_feature_table: pd.DataFrame) -> None:
+    rows = toy_feature_table[toy_feature_table["label_known"]]
+    conversions = int(rows["target_converted"].sum())
+    with pytest.raises(NotEnoughOutcomes, match=f"{conversions:,} converted"):
+        train_lead_models(
+            rows,
+            {name: TOY_FEATURES for name in MODEL_NAMES},
+            min_conversions=conversions + 1,
+        )
+
+
+def test_a_model_no_better_than_chance_says_so() -> None:
+    rng = np.random.default_rng(5)
+    y = (rng.random(800) < 0.2).astype(int)
+    noise = signal_check(y, rng.random(800))
+    assert noise["better_than_chance"] is False
+    low, high = noise["auc_ci"]
+    assert low <= 0.5 and low < high
+    assert "NO USABLE SIGNAL" in noise["reason"] and "withheld" in noise["reason"]
+    useful = signal_check(y, y + rng.normal(0, 0.8, 800))
+    assert useful["better_than_chance"] is True and useful["reason"] is None
+    assert useful["auc_ci"][0] > 0.5
+
+
+def test_the_toy_champion_is_better_than_chance(toy_training: TrainingResult) -> None:
+    signal = toy_training.signal
+    assert signal["better_than_chance"] is True
+    assert (
+        signal["holdout_roc_auc"] == toy_training.metrics[toy_training.champion]["holdout_roc_auc"]
+    )
+    low, high = signal["auc_ci"]
+    assert 0.5 < low < signal["holdout_roc_auc"] < high
+
+
+def test_a_world_without_signal_gets_no_grades(toy_feature_table: pd.DataFrame) -> None:
+    """Outcomes drawn independently of every feature (a known zero signal): the card says the
+    champion is no better than chance and its bundle withholds grades."""
+    rows = toy_feature_table[toy_feature_table["label_known"]].copy()
+    rng = np.random.default_rng(11)
+    rows["target_converted"] = pd.array((rng.random(len(rows)) < 0.2).astype(int), dtype="Int8")
+    result = train_lead_models(rows, {name: TOY_FEATURES for name in MODEL_NAMES})
+    assert result.signal["better_than_chance"] is False
+    assert result.signal["auc_ci"][0] <= 0.5
+    card = card_of(result)
+    assert card["signal"]["better_than_chance"] is False
+    assert card["grades"]["withheld"] is True
+    assert "NO USABLE SIGNAL" in summary_markdown(card)
+    bundle = make_bundle(result, result.champion, champion=True, **bundle_arguments())
+    assert bundle.grades_withheld and "NO USABLE SIGNAL" in bundle.grades_withheld
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    assert (scoring.score_leads(bundle, leads)["grade"] == "").all()

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insightos_utils import reports as portal
 from insightos_utils import runner
 from insightos_utils.cli import main
 from insightos_utils.config import PipelineConfig
@@ -613,3 +614,21 @@ def test_a_database_that_refuses_fails_the_run_and_publishes_nothing(
     assert status == 1
     assert "could not publish" in capsys.readouterr().err
     assert os.readlink(workspace / "reports" / "latest") == latest_before
+
+
+def test_a_model_no_better_than_chance_is_a_warning_on_the_run_summary(tmp_path: Path) -> None:
+    reason = "NO USABLE SIGNAL: the champion's holdout ROC AUC is 0.470 ..."
+    card = {"champion": "v1_logreg", "models": {"v1_logreg": {"holdout_roc_auc": 0.47}}}
+    (tmp_path / "model_card.json").write_text(
+        json.dumps({**card, "signal": {"better_than_chance": False, "reason": reason}})
+    )
+    metrics = runner.run_metrics(tmp_path, "google_gestao_agil")
+    assert metrics["signal_warning"] == reason
+    meta = {"run_id": "r", "status": "ok", "started_at": "2026-01-02T00:00:00", **metrics}
+    page = portal.write_run_summary(tmp_path, meta).read_text()
+    warnings = page[page.index('id="warnings"') :]
+    assert "NO USABLE SIGNAL" in warnings
+    (tmp_path / "model_card.json").write_text(
+        json.dumps({**card, "signal": {"better_than_chance": True, "reason": None}})
+    )
+    assert "signal_warning" not in runner.run_metrics(tmp_path, "google_gestao_agil")

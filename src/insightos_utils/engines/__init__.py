@@ -10,49 +10,17 @@ Modules: ``choice`` (the engine rule, resources), ``sources`` (tables opened on 
 contract checks as SQL in the database).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from insightos_utils.engines.aggregates import (
-        EventSpec,
-        Vocabulary,
-        event_aggregates,
-        fit_vocabulary,
-        latest_timestamp,
-    )
-    from insightos_utils.engines.choice import ENGINES, EngineSettings, choose_engine
-    from insightos_utils.engines.rfm import rfm
-    from insightos_utils.engines.sources import EngineTables, open_source
-    from insightos_utils.engines.validation import DatabaseValidation, validate_database
-
-# Loaded on first use: the pipeline's call sites import ``engines.pipeline`` on every feature
-# build, and Ibis should cost nothing on the in-memory path.
-_HOMES = {
-    "EventSpec": "aggregates",
-    "Vocabulary": "aggregates",
-    "event_aggregates": "aggregates",
-    "fit_vocabulary": "aggregates",
-    "latest_timestamp": "aggregates",
-    "ENGINES": "choice",
-    "EngineSettings": "choice",
-    "choose_engine": "choice",
-    "rfm": "rfm",
-    "EngineTables": "sources",
-    "open_source": "sources",
-    "DatabaseValidation": "validation",
-    "validate_database": "validation",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
-
+from insightos_utils.engines.aggregates import (
+    EventSpec,
+    Vocabulary,
+    event_aggregates,
+    fit_vocabulary,
+    latest_timestamp,
+)
+from insightos_utils.engines.choice import ENGINES, EngineSettings, choose_engine
+from insightos_utils.engines.rfm import rfm
+from insightos_utils.engines.sources import EngineTables, open_source
+from insightos_utils.engines.validation import DatabaseValidation, validate_database
 
 __all__ = [
     "ENGINES",

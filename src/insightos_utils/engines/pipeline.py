@@ -32,7 +32,7 @@ from insightos_utils.errors import InputError
 if TYPE_CHECKING:  # Ibis loads only when an engine computes (not on the in-memory path)
     from insightos_utils.engines.aggregates import Vocabulary
     from insightos_utils.engines.sources import EngineTables
-    from insightos_utils.features import FeatureSpec
+    from insightos_utils.leads.features import FeatureSpec
 
 ATTRS_KEY = "insightos_engine"
 PUSHDOWN = ("duckdb", "source", "spark")  # engines that compute outside this process
@@ -282,6 +282,19 @@ def rfm_summary(
             summary = summary.reindex(order)
             summary.index.name = "user_id"
     return summary
+
+
+def event_weeks(ref: EngineRef) -> pd.Series:
+    """Events per calendar week (Monday starts, UTC) counted on the engine: week start → count."""
+    with open_ref(ref) as tables:
+        events = tables.events.filter(tables.events.occurred_at.notnull())
+        weeks = events.mutate(week=events.occurred_at.truncate("W"))
+        frame = tables.execute(weeks.group_by("week").aggregate(events=weeks.count()))
+    return pd.Series(
+        frame["events"].to_numpy(dtype="int64"),
+        index=pd.DatetimeIndex(pd.to_datetime(frame["week"]).astype("datetime64[us]")),
+        name="events",
+    ).sort_index()
 
 
 def events_left_in_database(events: pd.DataFrame) -> str | None:

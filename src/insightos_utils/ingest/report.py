@@ -329,10 +329,17 @@ def report_summary(report: dict[str, Any]) -> str:
 
 
 def events_per_week(events: pd.DataFrame) -> pd.Series:
-    """Number of events per calendar week (weeks start on Monday, UTC), empty weeks as 0."""
-    stamps = events["occurred_at"].dropna()
-    weeks = stamps.dt.to_period("W-SUN").dt.start_time
-    counts = weeks.value_counts().sort_index()
+    """Number of events per calendar week (weeks start on Monday, UTC), empty weeks as 0.
+    Counted in the database when the events stayed there (``[data] engine = "source"``)."""
+    from insightos_utils.engines import pipeline
+
+    ref = pipeline.engine_of(events)
+    if ref is not None and ref.engine == "source" and not len(events):
+        counts = pipeline.event_weeks(ref)
+    else:
+        stamps = events["occurred_at"].dropna()
+        weeks = stamps.dt.to_period("W-SUN").dt.start_time
+        counts = weeks.value_counts().sort_index()
     if len(counts):
         every_week = pd.date_range(counts.index.min(), counts.index.max(), freq="7D")
         counts = counts.reindex(every_week, fill_value=0)

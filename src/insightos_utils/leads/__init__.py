@@ -9,5 +9,6 @@ scikit-learn pipelines and their named steps) → ``train`` (tuning, champion, c
 (``model_card.json``) → ``narrative`` (report sentences); ``stage`` is the one call
 03_lead_scoring makes. Beside them: ``attributes`` (extra users columns and marketing keys as
 features, with their leakage audit), ``labels`` (the horizon label), ``survival`` (Kaplan–Meier
-of days to conversion by grade), ``trend`` (score against the previous run), ``value``.
+of days to conversion by grade), ``trend`` (score against the previous run), ``value`` (expected value per lead and the ``rank_by`` ranking; runs after LTV:
+the runner rewrites ``scored_leads.csv`` with it).
 """

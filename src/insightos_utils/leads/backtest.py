@@ -13,14 +13,22 @@ from typing import Any
 
 import pandas as pd
 
+from insightos_utils.config import ScoringConfig
 from insightos_utils.contract import OPEN_STATUSES
 from insightos_utils.leads import eda, features
 from insightos_utils.leads.bundle import make_bundle
 from insightos_utils.leads.grades import GRADES
 from insightos_utils.leads.metrics import top_decile_mask
+from insightos_utils.leads.split import NotEnoughOutcomes, require_outcomes
 from insightos_utils.leads.train import model_features, train_lead_models
+from insightos_utils.stages import StageSkipped
 
 BACKTEST_DATA_LABEL = "backtest"  # the backtest bundle's data fingerprint: not a saved model
+STAGE = "backtest"
+
+
+class BacktestSkipped(StageSkipped):
+    """The backtest window cannot say anything (too few outcomes, too little data then)."""
 
 
 @dataclass
@@ -119,6 +127,9 @@ def backtest(
     vif_threshold: float = 10.0,
     random_seed: int = 42,
     show_progress: bool = False,
+    min_conversions: int = ScoringConfig.min_conversions,
+    min_non_conversions: int = ScoringConfig.min_non_conversions,
+    min_outcomes: int = ScoringConfig.backtest_min_conversions,
     horizon_days: int | None = None,
     attribute_max_levels: int = 20,
     attribute_min_users: int = 30,
@@ -133,6 +144,10 @@ def backtest(
 
     The data carries no date for ``lost``, so today's statuses would tell the past which leads
     were going to be lost: ``users_known_at`` hides that (see there) before anything is built.
+
+    ``BacktestSkipped`` (never a crash) when fewer than ``min_outcomes`` of the leads open then
+    converted by ``as_of``, or when the data then is too thin to train on (see
+    ``split.require_outcomes``).
     """
     as_of = pd.Timestamp(as_of)
     then = as_of - pd.Timedelta(days=lookback_days)
@@ -150,18 +165,39 @@ def backtest(
         exclude_attributes=exclude_attributes,
     )
     table = features.build_feature_table(users, events, spec, then)
-    decisions = eda.decide_feature_drops(
-        table, spec, corr_threshold, vif_threshold, leakage_feature_auc, holdout_fraction
-    )
-    result = train_lead_models(
-        features.training_rows(table),
-        model_features(decisions, spec),
-        holdout_fraction=holdout_fraction,
-        champion_auc_margin=champion_auc_margin,
-        random_seed=random_seed,
-        show_progress=show_progress,
-    )
     open_then = features.open_leads(table)
+    converted_at = users.set_index("user_id")["converted_at"].reindex(open_then.index)
+    converted_later = (converted_at.notna() & (converted_at <= as_of)).to_numpy()
+    if int(converted_later.sum()) < min_outcomes:
+        raise BacktestSkipped(
+            f"Of the {len(open_then):,} leads open on {then:%Y-%m-%d} ({lookback_days} days "
+            f"before as-of), {int(converted_later.sum()):,} converted by {as_of:%Y-%m-%d}; "
+            f"the backtest needs at least {min_outcomes:,} such outcomes to say anything.",
+            "More recent conversions, or a longer [scoring] backtest_lookback_days (or a "
+            "lower backtest_min_conversions) in insightos.toml.",
+        )
+    try:
+        rows = features.training_rows(table)
+        require_outcomes(rows, f"On {then:%Y-%m-%d} the data", min_conversions, min_non_conversions)
+        decisions = eda.decide_feature_drops(
+            table, spec, corr_threshold, vif_threshold, leakage_feature_auc, holdout_fraction
+        )
+        result = train_lead_models(
+            rows,
+            model_features(decisions, spec),
+            holdout_fraction=holdout_fraction,
+            champion_auc_margin=champion_auc_margin,
+            random_seed=random_seed,
+            show_progress=show_progress,
+            min_conversions=min_conversions,
+            min_non_conversions=min_non_conversions,
+        )
+    except NotEnoughOutcomes as thin:
+        raise BacktestSkipped(
+            f"A model trained {lookback_days} days before as-of cannot be trained: {thin.reason}",
+            "More history before the backtest date, or a shorter [scoring] "
+            "backtest_lookback_days in insightos.toml.",
+        ) from thin
     bundle = make_bundle(
         result,
         result.champion,
@@ -173,8 +209,6 @@ def backtest(
         window_days=window_days,
     )
     score = bundle.predict(open_then)
-    converted_at = users.set_index("user_id")["converted_at"].reindex(open_then.index)
-    converted_later = (converted_at.notna() & (converted_at <= as_of)).to_numpy()
     leads = pd.DataFrame(
         {
             "score": score,

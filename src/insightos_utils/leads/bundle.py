@@ -52,6 +52,7 @@ class ModelBundle:
     trained_as_of: str
     data_hash: str
     format: int = BUNDLE_FORMAT
+    grades_withheld: str | None = None  # why no grades are handed out (no usable signal)
 
     def prepare(self, frame: pd.DataFrame) -> np.ndarray:
         """The fitted preparation steps applied to ``frame`` (a feature table): the model's input."""
@@ -69,7 +70,10 @@ class ModelBundle:
         return self.predict_prepared(self.prepare(frame))
 
     def grade(self, score: np.ndarray) -> np.ndarray:
-        """Grade letters for scores from this bundle, by its fixed cut-offs."""
+        """Grade letters for scores from this bundle, by its fixed cut-offs; empty when grades
+        are withheld (the model is no better than chance, see ``train.signal_check``)."""
+        if getattr(self, "grades_withheld", None):
+            return np.full(len(score), "", dtype=object)
         return assign_grades(score, self.grade_cutoffs)
 
 
@@ -106,6 +110,7 @@ def make_bundle(
     if champion and name != result.champion:
         raise ValueError(f"{name} is not the champion ({result.champion})")
     fitted = result.models[name]
+    reason = result.signal.get("reason")
     pipeline, calibrator = fitted.pipeline, None
     if champion and result.calibrated_model is not None:
         pipeline, calibrator = _calibrated_parts(result.calibrated_model)
@@ -125,6 +130,7 @@ def make_bundle(
         trained_at=trained_at or utc_stamp(),
         trained_as_of=pd.Timestamp(as_of).isoformat(),
         data_hash=data_hash,
+        grades_withheld=None if result.signal.get("better_than_chance", True) else reason,
     )
 
 

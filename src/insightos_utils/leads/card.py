@@ -75,7 +75,7 @@ def model_card(
     data_hash: str,
     window_days: int,
     trained_at: str | None = None,
-    backtest: BacktestResult | None = None,
+    backtest: BacktestResult | Mapping[str, Any] | None = None,
     model_version: str | None = None,
     scored: pd.DataFrame | None = None,
     time_to_conversion: Mapping[str, Any] | None = None,
@@ -108,6 +108,7 @@ def model_card(
                     "whole training part",
                     "grid": LOGREG_GRID if name == LOGREG else XGBOOST_GRID,
                     "results": result.models[name].cv_results,
+                    "note": result.models[name].tuning_note,
                 },
                 "gains": result.curves[name]["gains"],
                 "calibration_curve": result.curves[name]["calibration"],
@@ -131,7 +132,12 @@ def model_card(
             "excluded_post_conversion_events": dict(decisions.get("excluded_events", {}) or {}),
             "result": "suspected leakage" if result.leakage_suspected else "no leakage signal",
         },
-        "grades": {"rule": GRADE_RULE, "cutoffs": result.cutoffs["champion"]},
+        "signal": result.signal,
+        "grades": {
+            "rule": GRADE_RULE,
+            "cutoffs": result.cutoffs["champion"],
+            "withheld": not result.signal.get("better_than_chance", True),
+        },
         "horizon_days": horizon,
         "label": _label_rule(horizon),
         "lead_attributes": list(decisions.get("lead_attributes", []) or []),
@@ -148,7 +154,7 @@ def model_card(
         "data_hash_rule": DATA_HASH_RULE,
         "random_seed": result.random_seed,
         "library_versions": library_versions(),
-        "backtest": backtest.to_dict() if backtest is not None else None,
+        "backtest": backtest.to_dict() if isinstance(backtest, BacktestResult) else backtest,
         "scored_leads": _scored_summary(scored) if scored is not None else None,
     }
 
@@ -172,6 +178,7 @@ def _scored_summary(scored: pd.DataFrame) -> dict[str, Any]:
     return {
         "open_leads": len(scored),
         "by_grade": {g: int(n) for g, n in grades.items()},
+        "ungraded": int((scored["grade"] == "").sum()),
         "scored_at": str(scored["scored_at"].iloc[0]) if len(scored) else None,
     }
 

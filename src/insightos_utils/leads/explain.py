@@ -381,6 +381,20 @@ def explain_leads(
     )
 
 
+def no_explanations(features: list[str], top_n: int) -> LeadExplanations:
+    """The explanations of no leads at all (an empty scoring run)."""
+    columns = [f"reason_{k + 1}" for k in range(max(0, min(top_n, len(features))))]
+    empty = pd.Index([], name="user_id")
+    return LeadExplanations(
+        contributions=pd.DataFrame(index=empty, columns=features, dtype=np.float64),
+        base_value=np.empty(0),
+        top_features=pd.DataFrame(index=empty, columns=columns, dtype=object),
+        top_contributions=pd.DataFrame(index=empty, columns=columns, dtype=np.float64),
+        text=pd.Series([], index=empty, name="top_reasons", dtype=object),
+        method="none (no leads)",
+    )
+
+
 def reason_frequency(explanations: LeadExplanations) -> pd.DataFrame:
     """How often each feature appears among the leads' top reasons, raising or lowering."""
     names = explanations.top_features.to_numpy().ravel()

@@ -95,3 +95,37 @@ def calibration_summary(y: np.ndarray, score: np.ndarray) -> dict[str, float | N
         "observed_rate": round(observed, 4),
         "relative_gap": round(abs(predicted - observed) / observed, 3) if observed else None,
     }
+
+
+def auc_interval(
+    y: np.ndarray,
+    score: np.ndarray,
+    samples: int = 1_000,
+    level: float = 0.95,
+    seed: int = 42,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ROC AUC: ``samples`` resamples of the rows (with
+    replacement, seeded), the AUC of each from ranks (Mann-Whitney), resamples holding one
+    outcome only left out. (NaN, NaN) when ``y`` holds one outcome."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, dtype=int)
+    score = np.asarray(score, dtype=float)
+    if len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    per_chunk = max(1, 2_000_000 // len(y))  # resamples at a time: bounded memory
+    aucs = []
+    for start in range(0, samples, per_chunk):
+        rows = rng.integers(0, len(y), size=(min(per_chunk, samples - start), len(y)))
+        drawn_y = y[rows]
+        positives = drawn_y.sum(axis=1)
+        negatives = len(y) - positives
+        rank_sum = (rankdata(score[rows], axis=1) * drawn_y).sum(axis=1)
+        usable = (positives > 0) & (negatives > 0)
+        pos, neg = positives[usable], negatives[usable]
+        aucs.append((rank_sum[usable] - pos * (pos + 1) / 2) / (pos * neg))
+    auc = np.concatenate(aucs)
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(auc, [tail, 1.0 - tail])
+    return float(low), float(high)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from insightos_utils.leads import eda, features
 from insightos_utils.leads.pipelines import LOGREG, MODEL_NAMES, XGBOOST
+from insightos_utils.leads.stage import FeatureInputs
 from insightos_utils.leads.train import TrainingResult
 
 
@@ -47,6 +50,9 @@ def summary_markdown(card: Mapping[str, Any]) -> str:
     m, o = card["models"][champion], card["models"][other]
     holdout = card["holdout"]["holdout"]
     lines = []
+    signal = card.get("signal") or {}
+    if signal and not signal.get("better_than_chance", True):
+        lines.append(f"## WARNING: NO USABLE SIGNAL\n\n**{signal['reason']}**")
     if card["leakage_suspected"]:
         lines.append(
             f"## WARNING: SUSPECTED LEAKAGE\n\n**{card['leakage_warning']}**\n\n"
@@ -76,7 +82,9 @@ def summary_markdown(card: Mapping[str, Any]) -> str:
     else:
         lines.append("The champion's probabilities already matched observed rates; no calibration.")
     backtest = card.get("backtest")
-    if backtest:
+    if backtest and backtest.get("state") == "skipped":
+        lines.append(f"**Backtest not computed.** {backtest['reason']} {backtest.get('fix') or ''}")
+    elif backtest:
         rates = {row["grade"]: row["conversion_rate"] for row in backtest["by_grade"]}
         lines.append(
             f"Backtest: a model trained on data up to {backtest['trained_as_of'][:10]} graded "
@@ -145,3 +153,63 @@ def summary_markdown(card: Mapping[str, Any]) -> str:
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+# --- the notebook's sections ---------------------------------------------------------------------
+
+
+def inputs_markdown(inputs: FeatureInputs, features_by_model: Mapping[str, list[str]]) -> str:
+    """Who the models learn from and score, and where the feature decisions came from."""
+    table = inputs.feature_table
+    return (
+        f"As of **{pd.Timestamp(inputs.spec.as_of):%Y-%m-%d %H:%M}** UTC: "
+        f"{len(features.training_rows(table)):,} users with a known outcome, "
+        f"{len(features.open_leads(table)):,} open leads. Feature spec, decisions and table "
+        f"{inputs.source}. `{LOGREG}` uses {len(features_by_model[LOGREG])} features, "
+        f"`{XGBOOST}` {len(features_by_model[XGBOOST])}."
+    )
+
+
+def kept_out_table(decisions: eda.FeatureDecisions) -> pd.DataFrame:
+    """Every feature or event kept out of a model, and why."""
+    return pd.DataFrame(
+        [(c, "linear only", r) for c, r in decisions.dropped_for_linear.items()]
+        + [(c, "all models (leaky)", r) for c, r in decisions.leaky_features.items()]
+        + [(e, "post-conversion event", r) for e, r in decisions.excluded_events.items()],
+        columns=["kept out", "of", "why"],
+    )
+
+
+def holdout_markdown(result: TrainingResult) -> str:
+    """The time-based holdout in one sentence."""
+    holdout = result.split.describe()["holdout"]
+    return (
+        f"Holdout: {holdout['n']:,} signups from {holdout['signups_from'][:10]} to "
+        f"{holdout['signups_to'][:10]}, {holdout['positives']:,} converted. "
+        f"Training took {result.training_seconds:.1f} s."
+    )
+
+
+def champion_markdown(result: TrainingResult) -> str:
+    """Why the champion won, the chance check and the leakage alarm (loud when they rang)."""
+    if not result.signal.get("better_than_chance", True):
+        return (
+            f"{result.champion_reason}\n\n## WARNING: NO USABLE SIGNAL\n\n"
+            f"**{result.signal['reason']}**"
+        )
+    if result.leakage_suspected:
+        return (
+            f"{result.champion_reason}\n\n## WARNING: SUSPECTED LEAKAGE\n\n"
+            f"**{result.leakage_warning}**"
+        )
+    return (
+        f"{result.champion_reason}\n\nNo leakage signal: champion holdout ROC AUC "
+        f"{result.metrics[result.champion]['holdout_roc_auc']:.3f} "
+        f"(the alarm is at {result.suspect_holdout_auc})."
+    )
+
+
+def written_markdown(written: list[Path], run_dir: str | Path) -> str:
+    """The files the stage wrote, relative to the run folder."""
+    names = sorted(str(Path(p).relative_to(run_dir)) for p in written)
+    return "Written: " + ", ".join(f"`{name}`" for name in names)

@@ -23,15 +23,17 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import GridSearchCV, KFold, TimeSeriesSplit
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from tqdm import tqdm
 
+from insightos_utils.config import ScoringConfig
 from insightos_utils.errors import InsightOSError
 from insightos_utils.leads import eda, features
 from insightos_utils.leads.features import TARGET
 from insightos_utils.leads.grades import grade_cutoffs
 from insightos_utils.leads.metrics import (
+    auc_interval,
     calibration_summary,
     calibration_table,
     evaluate,
@@ -50,7 +52,15 @@ from insightos_utils.leads.pipelines import (
     prepare,
     split_columns,
 )
-from insightos_utils.leads.split import CV_SPLITS, TimeSplit, time_split
+from insightos_utils.leads.split import (
+    CV_SPLITS,
+    NotEnoughOutcomes,
+    TimeSplit,
+    both_outcomes,
+    require_outcomes,
+    time_folds,
+    time_split,
+)
 
 # Small grids: training both models on 100,000 users must stay under a minute on 2 cores.
 LOGREG_GRID: dict[str, list[Any]] = {model_param("C"): [0.01, 0.1, 1.0]}
@@ -58,6 +68,10 @@ XGBOOST_GRID: dict[str, list[Any]] = {
     "max_depth": [3, 5],
     "learning_rate": [0.05, 0.15],
     "n_estimators": [100, 200, 300],  # evaluated from one fit per fold (iteration_range)
+}
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {  # used when no time-ordered fold can tune
+    LOGREG: {"C": 0.1},
+    XGBOOST: {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 200},
 }
 TUNING_ROWS = 30_000  # tuning uses at most the latest this many training rows (speed)
 CALIBRATION_TOLERANCE = 0.20  # mean predicted vs observed conversion rate, relative
@@ -76,6 +90,7 @@ class FittedModel:
     cv_roc_auc: float
     cv_results: list[dict[str, Any]]
     fit_seconds: float
+    tuning_note: str | None = None  # folds left out, or why the model was not tuned
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of conversion, uncalibrated."""
@@ -87,32 +102,21 @@ def _negative_per_positive(y: np.ndarray) -> float:
     return (len(y) - positives) / positives
 
 
-def time_folds(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The time-ordered CV folds (``TimeSeriesSplit``) whose training and test parts both hold
-    converted and not-converted users; folds with one class are left out (wins concentrated in
-    the latest months leave the earliest folds without any). None left is an error that says
-    what the data lacks."""
-    folds = [
-        (fold_train, fold_test)
-        for fold_train, fold_test in TimeSeriesSplit(n_splits=CV_SPLITS).split(y)
-        if len(np.unique(y[fold_train])) == 2 and len(np.unique(y[fold_test])) == 2
-    ]
-    if not folds:
-        raise InsightOSError(
-            f"no time-ordered tuning fold ({CV_SPLITS} splits of {len(y):,} training rows, "
-            f"{int(y.sum()):,} converted) holds both outcomes on each side: the conversions "
-            "are bunched in time; bring more history with conversions spread over it"
-        )
-    return folds
+Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _tune_logreg(
-    train: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], seed: int
+    train: pd.DataFrame,
+    y: np.ndarray,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+    folds: Folds,
 ) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
     search = GridSearchCV(
         build_pipeline(LOGREG, numeric, categorical, seed),
         LOGREG_GRID,
-        cv=time_folds(y),
+        cv=folds,
         scoring="roc_auc",
         refit=False,
         error_score="raise",
@@ -129,13 +133,18 @@ def _tune_logreg(
 
 
 def _tune_xgboost(
-    train: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], seed: int
+    train: pd.DataFrame,
+    y: np.ndarray,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+    folds: Folds,
 ) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
     """Time-ordered CV over depth x learning rate; each fold's single fit also scores every
     candidate n_estimators (predicting with the first k trees), so the grid costs few fits."""
     counts = sorted(XGBOOST_GRID["n_estimators"])
     scores: dict[tuple[int, float, int], list[float]] = {}
-    for fold_train, fold_test in time_folds(y):
+    for fold_train, fold_test in folds:
         y_fold = y[fold_train]
         weight = _negative_per_positive(y_fold)
         prepare = build_pipeline(XGBOOST, numeric, categorical, seed).named_steps[PREPARE]
@@ -184,10 +193,24 @@ def fit_model(
     y = train[TARGET].astype(int).to_numpy()
     start = time.perf_counter()
     recent = slice(max(0, len(train) - TUNING_ROWS), len(train))
-    tune = _tune_logreg if name == LOGREG else _tune_xgboost
-    best, cv_auc, results = tune(
-        train[features].iloc[recent], y[recent], numeric, categorical, random_seed
-    )
+    folds, left_out = time_folds(y[recent])
+    tuning_note = None
+    if left_out:
+        tuning_note = (
+            f"{left_out} of {CV_SPLITS} time-ordered folds left out: their fitting or test "
+            "part held one outcome only"
+        )
+    if folds:
+        tune = _tune_logreg if name == LOGREG else _tune_xgboost
+        best, cv_auc, results = tune(
+            train[features].iloc[recent], y[recent], numeric, categorical, random_seed, folds
+        )
+    else:  # no fold holds both outcomes: the default setting, said plainly
+        best, cv_auc, results = dict(DEFAULT_PARAMS[name]), float("nan"), []
+        tuning_note = (
+            f"not tuned: none of the {CV_SPLITS} time-ordered folds held both outcomes in its "
+            f"fitting and test part; the default setting {best} is used"
+        )
     pipeline = build_pipeline(
         name, numeric, categorical, random_seed, scale_pos_weight=_negative_per_positive(y)
     )
@@ -203,6 +226,7 @@ def fit_model(
         cv_roc_auc=round(cv_auc, 4),
         cv_results=results,
         fit_seconds=round(time.perf_counter() - start, 2),
+        tuning_note=tuning_note,
     )
 
 
@@ -219,6 +243,12 @@ def choose_champion(
     """
     logreg_auc = float(metrics[LOGREG]["holdout_roc_auc"])
     xgb_auc = float(metrics[XGBOOST]["holdout_roc_auc"])
+    if not (np.isfinite(logreg_auc) and np.isfinite(xgb_auc)):
+        raise NotEnoughOutcomes(
+            "no champion is chosen: the holdout holds one outcome only, so its ROC AUC is "
+            "undefined",
+            "Bring more history or move as-of later, so the holdout holds both outcomes.",
+        )
     gain = xgb_auc - logreg_auc
     if gain >= champion_auc_margin - 1e-12:
         return XGBOOST, (
@@ -270,6 +300,7 @@ class TrainingResult:
     cutoffs: dict[str, dict[str, float]]
     explain_reference: dict[str, np.ndarray]
     random_seed: int
+    signal: dict[str, Any] = field(default_factory=dict)  # see signal_check
     training_seconds: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -288,15 +319,20 @@ def train_lead_models(
     suspect_holdout_auc: float = 0.99,
     random_seed: int = 42,
     show_progress: bool = False,
+    min_conversions: int = ScoringConfig.min_conversions,
+    min_non_conversions: int = ScoringConfig.min_non_conversions,
 ) -> TrainingResult:
     """Split by time, tune and fit both models, evaluate on the holdout, pick and calibrate the
     champion, flag suspected leakage, learn grade cut-offs.
 
     ``training_rows`` are the feature-table rows whose outcome is known at as-of
     (``features.training_rows``); ``features_by_model`` the columns each model may use
-    (``model_features``).
+    (``model_features``). Too few conversions or non-conversions (``min_conversions``,
+    ``min_non_conversions``), or a time split part with one outcome only, raise
+    ``NotEnoughOutcomes`` with the counts.
     """
     start = time.perf_counter()
+    require_outcomes(training_rows, "The labelled data", min_conversions, min_non_conversions)
     split = time_split(training_rows, holdout_fraction)
     y_holdout = split.holdout[TARGET].astype(int).to_numpy()
     holdout_scores = pd.DataFrame(
@@ -345,6 +381,7 @@ def train_lead_models(
         )
         calibration["after_curve"] = calibration_table(y_holdout, holdout_scores["champion"])
     suspected, warning = leakage_check(metrics[champion]["holdout_roc_auc"], suspect_holdout_auc)
+    signal = signal_check(y_holdout, holdout_scores["champion"].to_numpy(), random_seed)
     cutoffs = {name: grade_cutoffs(holdout_scores[name].to_numpy()) for name in MODEL_NAMES}
     cutoffs["champion"] = grade_cutoffs(holdout_scores["champion"].to_numpy())
     return TrainingResult(
@@ -364,8 +401,41 @@ def train_lead_models(
         cutoffs=cutoffs,
         explain_reference=explain_reference,
         random_seed=random_seed,
+        signal=signal,
         training_seconds=round(time.perf_counter() - start, 2),
     )
+
+
+SIGNAL_RULE = (
+    "the champion carries a usable signal for ranking when the lower end of the 95% bootstrap "
+    "interval of its holdout ROC AUC (1,000 resamples of the holdout, seeded) is above 0.5; "
+    "otherwise its ranking is not distinguishable from chance and grades are withheld"
+)
+
+
+def signal_check(
+    y_holdout: np.ndarray, champion_scores: np.ndarray, seed: int = 42
+) -> dict[str, Any]:
+    """Is the champion better than chance? (``SIGNAL_RULE``), for the model card."""
+    auc = safe_auc(y_holdout, champion_scores)
+    low, high = auc_interval(y_holdout, champion_scores, seed=seed)
+    better = bool(np.isfinite(low) and low > 0.5)
+    reason = None
+    if not better:
+        reason = (
+            f"NO USABLE SIGNAL: the champion's holdout ROC AUC is {auc:.3f} and its 95% "
+            f"bootstrap interval [{low:.3f}, {high:.3f}] includes 0.5 (chance). The data carry "
+            "no usable signal for ranking these leads, so grades are withheld; the scores are "
+            "not a call order. More history, more outcomes, or more informative data (product "
+            "events, lead attributes) would fix it."
+        )
+    return {
+        "better_than_chance": better,
+        "holdout_roc_auc": round(auc, 4),
+        "auc_ci": [round(low, 4), round(high, 4)],
+        "rule": SIGNAL_RULE,
+        "reason": reason,
+    }
 
 
 def _calibrate_champion(
@@ -396,6 +466,20 @@ def _calibrate_champion(
         "before_curve": calibration_table(y_holdout, holdout_score.to_numpy()),
     }
     if not off:
+        return report, None
+    y_train = split.train[TARGET].astype(int).to_numpy()
+    blocks = list(KFold(n_splits=CV_SPLITS).split(y_train))
+    if not all(
+        both_outcomes(y_train[fit]) and both_outcomes(y_train[test]) for fit, test in blocks
+    ):
+        report.update(
+            applied=False,
+            method=None,
+            skipped=(
+                f"not calibrated although off: one of the {CV_SPLITS} time blocks of the "
+                "training part holds one outcome only, so the sigmoid cannot be fitted honestly"
+            ),
+        )
         return report, None
     calibrated = CalibratedClassifierCV(
         clone(champion.pipeline), method="sigmoid", cv=KFold(n_splits=CV_SPLITS), ensemble=False

@@ -329,6 +329,8 @@ def _after_ingest(
     if "ingest_warnings" in meta:
         return config
     findings = ingest_findings(staging)
+    if findings["engine"]:
+        meta["engine"] = {k: findings["engine"].get(k) for k in ("name", "requested", "location")}
     if findings["latest_timestamp"] is None and not findings["warnings"]:
         return config
     meta["ingest_warnings"] = findings["warnings"]
