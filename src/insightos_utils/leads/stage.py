@@ -322,6 +322,8 @@ def run_lead_scoring(
         if run_dir:
             write_skipped_outputs(run_dir, outcome.record)
     return outcome
+
+
 # --- the horizon, time to conversion and trend (issue 12.2/12.3) --------------------------------
 
 
