@@ -127,7 +127,10 @@ def _slug(name: str) -> str:
 
 def _as_text(values: pd.Series | np.ndarray) -> np.ndarray:
     """Object array of stripped text, None where missing (NaN, None, empty, JSON null)."""
-    codes, distinct = pd.factorize(pd.Series(np.asarray(values, dtype=object)))
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    )
+    codes, distinct = pd.factorize(series)  # Arrow-backed text factorizes without a copy
     cleaned = []
     for value in distinct:  # once per distinct value, not per row
         if isinstance(value, float) and value.is_integer():
@@ -191,14 +194,18 @@ def parse_numbers(text: np.ndarray) -> np.ndarray:
 
 
 def _looks_like_timestamps(filled: np.ndarray) -> float:
-    """Share of filled values that parse as ISO 8601 dates (and contain a date separator)."""
-    distinct = pd.unique(filled)
-    if not len(distinct):
+    """Share of filled values that parse as ISO 8601 dates (and start like one), counted over
+    the distinct values."""
+    counts = pd.Series(filled, dtype=object).value_counts()
+    if not len(counts):
         return 0.0
-    shaped = np.array([bool(re.match(r"^\d{4}-\d{2}-\d{2}", str(v))) for v in distinct])
-    stamps = pd.to_datetime(pd.Series(distinct[shaped]), errors="coerce", format="ISO8601")
-    parsed = dict(zip(distinct[shaped], stamps.notna(), strict=True))
-    return float(np.mean([parsed.get(v, False) for v in filled]))
+    distinct = counts.index.astype(str)
+    shaped = np.asarray(distinct.str.match(r"^\d{4}-\d{2}-\d{2}"), dtype=bool)
+    parsed = np.zeros(len(distinct), dtype=bool)
+    if shaped.any():
+        stamps = pd.to_datetime(pd.Series(distinct[shaped]), errors="coerce", format="ISO8601")
+        parsed[shaped] = stamps.notna().to_numpy()
+    return float(counts.to_numpy()[parsed].sum() / counts.sum())
 
 
 def attribute_values(users: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
