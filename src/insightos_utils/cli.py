@@ -237,6 +237,11 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, help="override [ltv] gross_margin")
     p.add_argument("--penalizer", type=float, help="override [ltv] penalizer (L2, both fits)")
     p.add_argument(
+        "--model",
+        choices=["auto", "bgnbd", "paretonbd"],
+        help="override [ltv] model: the purchase model (auto = chosen on the holdout)",
+    )
+    p.add_argument(
         "--refit",
         action="store_true",
         help="after the holdout check, refit on everything up to --observation-end for the LTV",
@@ -261,6 +266,7 @@ def _ltv(args: argparse.Namespace) -> int:
         monthly_discount_rate=args.discount_rate,
         gross_margin=args.margin,
         penalizer=args.penalizer,
+        model=args.model,
         bootstrap_samples=args.bootstrap_samples,
         random_seed=args.seed,
         reference_campaign=args.reference_campaign,

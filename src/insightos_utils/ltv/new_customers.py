@@ -6,7 +6,7 @@ horizon: the first purchase (at acquisition, undiscounted) plus the discounted m
 repeat purchases a customer with no history yet is expected to make (``value.new_customer_ltv``).
 
 Each campaign with at least ``min_campaign_customers`` customers and ``min_repeat_customers``
-repeat buyers gets its own BG/NBD and Gamma-Gamma fit (campaigns differ in how often their
+repeat buyers gets its own fit of the chosen purchase model and Gamma-Gamma (campaigns differ in how often their
 customers come back); the others use the overall fit and the overall value (``fallback``), as
 does the ``(all)`` row. The interval combines the sampling spread of the campaign's mean first
 purchase (bootstrap) with the fitted models' parameter uncertainty (draws from the asymptotic
@@ -60,11 +60,11 @@ def value_of_new_customer(
 ) -> NewCustomerValue:
     """Mean first purchase plus the repeat value of a customer with no history, with interval."""
     margin = settings.gross_margin
-    repeat = float(new_customer_ltv(models.bgnbd, models.gamma_gamma, settings)[0])
+    repeat = float(new_customer_ltv(models.purchases, models.gamma_gamma, settings)[0])
     value = margin * float(np.mean(first_purchases)) + repeat
     samples = max(int(settings.bootstrap_samples), 1)
     first_draws = margin * bootstrap_means(first_purchases, samples, rng)
-    purchases = models.bgnbd.draws(samples, rng)
+    purchases = models.purchases.draws(samples, rng)
     spend = models.gamma_gamma.draws(samples, rng)
     if purchases is None or spend is None:
         draws = first_draws + repeat
@@ -112,7 +112,7 @@ def new_customer_value(
             rows.append(_row(name, count, everyone, True, basis))
             continue
         try:
-            own = fit_models(summary[members], settings)
+            own = fit_models(summary[members], settings, overall.model)
         except FitError as error:
             rows.append(_row(name, count, everyone, True, f"overall value: {error}"))
             continue
