@@ -133,9 +133,12 @@ def simulate_subscription(
     price_noise: float = 0.03,
     seed: int = 0,
     id_prefix: str = "s",
+    churn: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Contract transactions of a subscription-like company: regular purchases, no churn, similar
-    amounts (the shape where BG/NBD's dropout and Gamma-Gamma's spread vanish).
+    amounts (the shape where BG/NBD's dropout and Gamma-Gamma's spread vanish). With ``churn``
+    = (alpha, beta) an sBG world instead: each customer cancels after each period with
+    probability theta ~ Beta(alpha, beta) (they pay a Geometric(theta) number of periods).
 
     Customers sign up uniformly over ``acquisition_days`` from ``start`` and buy every
     ``period`` days until ``end``, never stopping; each customer's period is ``period_days``
@@ -151,6 +154,8 @@ def simulate_subscription(
     period = period_days * np.exp(rng.normal(0.0, period_spread, n_customers))
     renewals = np.floor((span_days - first) / period).astype(np.int64)
     counts = np.maximum(renewals, 0) + 1
+    if churn is not None:
+        counts = np.minimum(counts, rng.geometric(rng.beta(churn[0], churn[1], n_customers)))
     who = np.repeat(np.arange(n_customers), counts)
     number = np.arange(len(who)) - np.repeat(np.cumsum(counts) - counts, counts)
     when = (

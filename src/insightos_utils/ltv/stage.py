@@ -29,6 +29,12 @@ from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.narrative import next_dollar_recommendation
 from insightos_utils.ltv.new_customers import new_customer_value
 from insightos_utils.ltv.outputs import write_ltv_outputs, write_skipped_outputs
+from insightos_utils.ltv.subscription import (
+    customer_pattern,
+    payment_days,
+    recognise,
+    value_subscribers,
+)
 from insightos_utils.ltv.transactions import calibration_end_for, transactions_as_of
 from insightos_utils.stages import StageOutcome, StageRecord, StageSkipped, run_stage
 
@@ -130,12 +136,33 @@ def _compute(
             str(error), "More purchase history, or a check of the data the message names."
         ) from error
     seed = config.scoring.random_seed
+    pattern = customer_pattern(payment_days(transactions))
+    business = recognise(pattern, settings.business)
+    analysis.params["business"] = business.as_dict()
+    analysis.params["valued_with"] = analysis.params["model"]
+    per_campaign = None
+    if business.kind == "subscription":
+        ids = pd.DataFrame({"user_id": pattern.index.astype(str)})
+        owners = customer_campaigns(ids, data.users)
+        owners.index = pattern.index
+        valued = value_subscribers(pattern, owners, as_of, settings, seed)
+        analysis.customer_ltv = valued.customer_ltv
+        analysis.params.update(
+            valued_with="sbg",
+            subscription={"campaigns": valued.campaigns},
+            mean_ltv=float(valued.customer_ltv["ltv"].mean()),
+            total_ltv=float(valued.customer_ltv["ltv"].sum()),
+        )
+        per_campaign = valued.new_customer_value
     customers = analysis.customer_ltv
     table = campaign_ltv(customers, data.users, data.campaign_spend, settings, seed)
     ratio = reference_ratio(customers, data.users, settings, seed)
     recommendation = next_dollar_recommendation(table, ratio, settings.horizon_months)
-    campaigns = customer_campaigns(customers, data.users)
-    per_campaign = new_customer_value(analysis.summary, campaigns, analysis.models, settings, seed)
+    if per_campaign is None:
+        campaigns = customer_campaigns(customers, data.users)
+        per_campaign = new_customer_value(
+            analysis.summary, campaigns, analysis.models, settings, seed
+        )
     missing = [state for state in (economics_state(data.campaign_spend),) if state is not None]
     analysis.params["economics"] = missing[0].as_dict() if missing else {"state": "ok"}
     written = write_ltv_outputs(run_dir, analysis, table, ratio, recommendation, per_campaign)
