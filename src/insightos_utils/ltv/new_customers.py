@@ -17,7 +17,8 @@ and ``interval`` says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from insightos_utils.ltv.analysis import FittedModels, fit_models
 from insightos_utils.ltv.economics import bootstrap_means, percentile_interval
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.value import new_customer_ltv
+
+if TYPE_CHECKING:
+    from insightos_utils.ltv.intervals import RefitDraws
 
 ALL_CAMPAIGNS = "(all)"
 NEW_CUSTOMER_VALUE_FILE = "new_customer_value.csv"
@@ -39,6 +43,7 @@ NEW_CUSTOMER_VALUE_COLUMNS = [
     "fallback",
     "basis",
     "interval",
+    "interval_method",
 ]
 
 
@@ -50,6 +55,7 @@ class NewCustomerValue:
     low: float
     high: float
     interval: str
+    method: str = "asymptotic"
 
 
 def value_of_new_customer(
@@ -82,6 +88,7 @@ def new_customer_value(
     overall: FittedModels,
     settings: LtvConfig,
     seed: int = 42,
+    refit: RefitDraws | None = None,
 ) -> pd.DataFrame:
     """The table ``new_customer_value.csv``: one row per campaign with customers, and ``(all)``.
 
@@ -92,6 +99,20 @@ def new_customer_value(
     first = summary["first_purchase_value"].to_numpy(float)
     names = campaigns.to_numpy(str)
     everyone = value_of_new_customer(first, overall, settings, rng)
+    if refit is not None and refit.samples:
+        ok = np.isfinite(refit.new_customer_repeat)
+        weights = refit.weights[ok]
+        first_means = (weights @ first) / weights.sum(axis=1)
+        low, high = percentile_interval(
+            settings.gross_margin * first_means + refit.new_customer_repeat[ok]
+        )
+        everyone = replace(
+            everyone,
+            low=low,
+            high=high,
+            interval="customers resampled, both models refitted each time",
+            method="refit",
+        )
     rows = [_row(ALL_CAMPAIGNS, len(first), everyone, False, "overall fit, every customer")]
     for name in sorted(set(names)):
         members = names == name
@@ -133,4 +154,5 @@ def _row(
         "fallback": fallback,
         "basis": basis,
         "interval": value.interval,
+        "interval_method": value.method,
     }

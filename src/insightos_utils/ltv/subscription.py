@@ -282,6 +282,7 @@ def value_subscribers(
                 "fallback": basis.startswith("overall") and name != ALL_CAMPAIGNS,
                 "basis": f"sBG: {basis}",
                 "interval": "mean payment (bootstrap); sBG parameters held at the fit",
+                "interval_method": "sampling",
             }
         )
     ltv, margins = discounted_margins(monthly, price, settings)
