@@ -4,11 +4,15 @@ known parameters the refit interval covers the true campaign value about as ofte
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from insightos_utils.config import LtvConfig
+from insightos_utils.config import LtvConfig, PipelineConfig
+from insightos_utils.ingest import read_processed
 from insightos_utils.ltv.economics import (
     bootstrap_means,
     campaign_ltv,
@@ -20,9 +24,10 @@ from insightos_utils.ltv.models.bgnbd import BgNbd
 from insightos_utils.ltv.models.gamma_gamma import GammaGamma
 from insightos_utils.ltv.rfm import rfm_summary
 from insightos_utils.ltv.simulate import simulate_transactions
+from insightos_utils.ltv.stage import run_ltv_stage
 from insightos_utils.ltv.value import customer_ltv
 
-from .data import WORLD_BGNBD, WORLD_GAMMA_GAMMA
+from .data import WORLD_BGNBD, WORLD_GAMMA_GAMMA, write_processed_company
 
 SETTINGS = LtvConfig(model="bgnbd", bootstrap_samples=500)
 
@@ -91,3 +96,22 @@ def test_refit_interval_covers_the_true_campaign_value() -> None:
         covered["refit"] += int(low <= truth["ltv"].mean() <= high)
     assert covered["refit"] >= covered["sampling"]
     assert covered["refit"] / worlds >= 0.75
+
+
+def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -> None:
+    processed, out = tmp_path / "processed", tmp_path / "out"
+    write_processed_company(processed)
+    config = PipelineConfig().with_overrides(bootstrap_samples=300)
+    assert not run_ltv_stage(out, read_processed(processed), config).skipped
+    table = pd.read_csv(out / "campaign_ltv.csv")
+    assert set(table["interval_method"]) == {"refit"}
+    refit = table["ltv_ci_high"] - table["ltv_ci_low"]
+    sampling = table["ltv_ci_high_sampling"] - table["ltv_ci_low_sampling"]
+    assert (refit > sampling).mean() >= 0.5  # the parameters' uncertainty widens most
+    customers = pd.read_csv(out / "customer_ltv.csv")
+    assert (customers["ltv_low_80"] <= customers["ltv_high_80"]).all()
+    params = json.loads((out / "ltv_params.json").read_text())
+    assert params["intervals"]["interval_method"] == "refit"
+    assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 200
+    values = pd.read_csv(out / "new_customer_value.csv")
+    assert values.loc[values["campaign"] == "(all)", "interval_method"].item() == "refit"
