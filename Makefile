@@ -10,7 +10,7 @@ RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup data ingest reproduce run score test lint format bench lab schedule clean
+.PHONY: help setup data ingest reproduce run score test test-slow lint format bench lab schedule clean
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,9 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 test: lint ## lint, then the whole test suite (notebooks executed headlessly included)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## the extended checks the default suite leaves out (Spark engine cases)
+	$(BIN)/python -m pytest -m extended $(PYTEST_ARGS)
 
 bench: $(STAMP) ## speed and memory benchmarks; figures go to reports/benchmarks.json
 	@set -e; for script in benchmarks/bench_*.py; do \

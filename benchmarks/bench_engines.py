@@ -149,7 +149,8 @@ MEMORY_CHILD = (
     + """
 import time
 import pandas as pd
-from insightos_utils import contract, features
+from insightos_utils import contract
+from insightos_utils.leads import features
 start = time.perf_counter()
 users = pd.read_parquet(FOLDER + "/users.parquet")
 events = pd.read_parquet(FOLDER + "/events.parquet", columns=["user_id", "event_name", "occurred_at"])
@@ -166,7 +167,7 @@ ENGINE_CHILD = (
     + """
 import time
 from insightos_utils import engines
-from insightos_utils.features import FeatureSpec
+from insightos_utils.leads.features import FeatureSpec
 spec = FeatureSpec.from_json(OUT + "/spec.json")
 settings = engines.EngineSettings(memory_limit=MEMORY_LIMIT, temp_directory=SPILL)
 start = time.perf_counter()
@@ -189,7 +190,8 @@ PULL_CHILD = (
 import time
 import pandas as pd
 import sqlalchemy as sa
-from insightos_utils import contract, features
+from insightos_utils import contract
+from insightos_utils.leads import features
 start = time.perf_counter()
 engine = sa.create_engine(URL)
 with engine.connect() as connection:

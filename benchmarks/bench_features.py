@@ -102,7 +102,7 @@ CHILD = (
     + """
 import time
 import pandas as pd
-from insightos_utils.features import build_feature_table, encode_events, fit_feature_spec
+from insightos_utils.leads.features import build_feature_table, encode_events, fit_feature_spec
 users = pd.read_parquet(USERS)
 events = pd.read_parquet(EVENTS, columns=["user_id", "event_name", "occurred_at"])
 start = time.perf_counter()

@@ -4,8 +4,8 @@
 Inputs are generated here: synth's company (``generate_company``, default profile) with the
 acquisition columns ingest adds (``ingest.fastpath.marketing_fields``), then the real feature table
 (``features``) and EDA decisions (``eda``). Training is timed exactly as the notebook runs it
-(``modeling.train_lead_models``: time split, time-ordered tuning of both grids, champion,
-calibration). Scoring is ``scoring.score_leads`` (probabilities, grades, ranks and the readable
+(``leads.train.train_lead_models``: time split, time-ordered tuning of both grids, champion,
+calibration). Scoring is ``leads.scoring.score_leads`` (probabilities, grades, ranks and the readable
 top reasons) on the feature table of a second, 1,000,000-user company built with the trained
 bundle's spec, every user treated as a lead; it is timed for the champion and for each model's
 own bundle. Each timed run is a fresh interpreter (``measure_in_subprocess``).
@@ -24,8 +24,10 @@ from pathlib import Path
 from _common import CHILD_PEAK_RSS, measure_in_subprocess, record
 
 import insightos_utils._openmp  # noqa: F401  (before scikit-learn and xgboost load)
-from insightos_utils import contract, eda, features, modeling, synth
+from insightos_utils import contract, synth
 from insightos_utils.ingest import fastpath
+from insightos_utils.leads import eda, features
+from insightos_utils.leads.pipelines import MODEL_NAMES
 
 GOAL_TRAIN_SECONDS = 60.0
 GOAL_SCORE_SECONDS = 10.0
@@ -50,16 +52,16 @@ def train_code(table: Path, spec: Path, decisions: Path, models: Path) -> str:
         "import time\n"
         "import insightos_utils._openmp\n"
         "import pandas as pd\n"
-        "from insightos_utils import eda, features, modeling\n"
+        "from insightos_utils.leads import bundle, card, eda, features, train\n"
         f"table = pd.read_parquet({str(table)!r})\n"
         f"spec = features.FeatureSpec.from_json({str(spec)!r})\n"
         f"decisions = eda.FeatureDecisions.from_json({str(decisions)!r})\n"
         "rows = features.training_rows(table)\n"
         "start = time.perf_counter()\n"
-        "result = modeling.train_lead_models(rows, modeling.model_features(decisions, spec))\n"
+        "result = train.train_lead_models(rows, train.model_features(decisions, spec))\n"
         "seconds = time.perf_counter() - start\n"
-        "modeling.save_models(result, "
-        f"{str(models)!r}, feature_spec=spec.to_dict(), decisions=modeling.as_plain_dict(decisions),\n"
+        "bundle.save_models(result, "
+        f"{str(models)!r}, feature_spec=spec.to_dict(), decisions=card.as_plain_dict(decisions),\n"
         "    data_hash='0' * 64, as_of=pd.Timestamp(spec.as_of), window_days=spec.window_days)\n"
         "_report(seconds, training_rows=len(rows), champion=result.champion,\n"
         "        holdout_roc_auc={n: m['holdout_roc_auc'] for n, m in result.metrics.items()},\n"
@@ -75,8 +77,9 @@ def score_code(bundle: Path, table: Path) -> str:
         "import time\n"
         "import insightos_utils._openmp\n"
         "import pandas as pd\n"
-        "from insightos_utils import modeling, scoring\n"
-        f"bundle = modeling.load_bundle({str(bundle)!r})\n"
+        "from insightos_utils.leads import scoring\n"
+        "from insightos_utils.leads.bundle import load_bundle\n"
+        f"bundle = load_bundle({str(bundle)!r})\n"
         f"leads = pd.read_parquet({str(table)!r})\n"
         "start = time.perf_counter()\n"
         "scored = scoring.score_leads(bundle, leads)\n"
@@ -154,7 +157,7 @@ def main() -> None:
                 score_code(tmp_dir / f"{name}.joblib", tmp_dir / "leads.parquet"),
                 repeats=args.repeats,
             )
-            for name in ("champion", *modeling.MODEL_NAMES)
+            for name in ("champion", *MODEL_NAMES)
         }
     champion_s = scoring_figures["champion"]["median_s"]
     figures = {

@@ -149,7 +149,7 @@ def chromium_driver(chromium_paths: tuple[str, str], tmp_path_factory: pytest.Te
         driver.quit()
 
 
-# --- lead scoring: a hand-built feature table (modeling / explain / scoring tests) -------------
+# --- lead scoring: a hand-built feature table (tests/leads) -------------
 
 
 @pytest.fixture(scope="session")
@@ -196,25 +196,28 @@ TOY_FEATURES = ["events_project_created", "events_page_view", "hours_to_first_ev
 
 @pytest.fixture(scope="session")
 def toy_training(toy_feature_table: Any) -> Any:
-    """Both lead models trained on ``toy_feature_table`` (a ``modeling.TrainingResult``)."""
-    from insightos_utils import modeling
+    """Both lead models trained on ``toy_feature_table`` (a ``leads.train.TrainingResult``)."""
+    from insightos_utils.leads.pipelines import MODEL_NAMES
+    from insightos_utils.leads.train import train_lead_models
 
     rows = toy_feature_table[toy_feature_table["label_known"]]
-    return modeling.train_lead_models(rows, {name: TOY_FEATURES for name in modeling.MODEL_NAMES})
+    return train_lead_models(rows, {name: TOY_FEATURES for name in MODEL_NAMES})
 
 
 @pytest.fixture(scope="session")
 def synthetic_lead_models(synthetic_processed: Path) -> dict[str, Any]:
     """Feature inputs and both lead models trained on the default synthetic company."""
-    from insightos_utils import features, modeling
     from insightos_utils.ingest import read_processed
+    from insightos_utils.leads import features
+    from insightos_utils.leads.stage import feature_inputs
+    from insightos_utils.leads.train import model_features, train_lead_models
 
     data = read_processed(synthetic_processed)
     as_of = features.resolve_as_of(data.users, data.events, None)
-    inputs = modeling.feature_inputs(data.users, data.events, as_of)
-    result = modeling.train_lead_models(
+    inputs = feature_inputs(data.users, data.events, as_of)
+    result = train_lead_models(
         features.training_rows(inputs.feature_table),
-        modeling.model_features(inputs.decisions, inputs.spec),
+        model_features(inputs.decisions, inputs.spec),
     )
     return {"data": data, "as_of": as_of, "inputs": inputs, "result": result}
 
@@ -231,10 +234,9 @@ def pipeline_run(synthetic_raw: Path, tmp_path_factory: pytest.TempPathFactory) 
     import subprocess
     import sys
 
-    expected = {"01_ingest", "02_eda", "03_lead_scoring", "04_ltv"}
+    expected = {"01_ingest", "02_eda", "03_lead_scoring", "04_ltv", "05_product"}
     missing = expected - {path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
-    if missing:
-        pytest.skip(f"pipeline notebooks not in notebooks/ yet: {sorted(missing)}")
+    assert not missing, f"pipeline notebooks missing from notebooks/: {sorted(missing)}"
     reports = tmp_path_factory.mktemp("pipeline-reports")
     command = [
         sys.executable, "-m", "insightos_utils", "run", "--raw", str(synthetic_raw),

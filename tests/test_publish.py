@@ -33,15 +33,17 @@ def make_run(folder: Path, run_id: str, n_leads: int, seed: int, extra: bool = F
             ),
             "model_version": f"v2_xgboost@{run_id}",
             "scored_at": "2026-06-30T00:00:00Z",
+            "campaign": rng.choice(["google_gestao_agil", "(none)"], n_leads),
             "expected_value": rng.gamma(2, 30, n_leads),
             "expected_value_low": rng.gamma(2, 10, n_leads),
             "expected_value_high": rng.gamma(2, 50, n_leads),
+            "value_basis": rng.choice(["campaign's own fit (120 customers)", ""], n_leads),
             "trend": rng.choice(["new", "improving", "steady", "declining"], n_leads),
             "window_complete": rng.random(n_leads) < 0.9,
         }
     )
     if extra:  # columns the tables do not declare (a future extra)
-        leads["campaign"] = rng.choice(["google", "(none)"], n_leads)
+        leads["landing_page"] = rng.choice(["/pricing", "/blog"], n_leads)
         leads["future_count"] = rng.integers(0, 5, n_leads)
     leads.to_csv(folder / "scored_leads.csv", index=False)
     campaigns = pd.DataFrame(
@@ -214,17 +216,17 @@ def test_a_failure_half_way_leaves_the_previous_rows(
         assert_same_rows(db_url, first, name, "run-a")
     assert list(read_table(db_url, RUNS_TABLE)["run_id"]) == ["run-a"]
     # the columns run-b would have added were rolled back with everything else
-    assert "campaign" not in read_table(db_url, "insightos_scored_leads").columns
+    assert "landing_page" not in read_table(db_url, "insightos_scored_leads").columns
 
 
 def test_unknown_columns_are_added_and_later_left_empty(db_url: str, tmp_path: Path) -> None:
     with_extra = make_run(tmp_path / "run-a", "run-a", 100, seed=1, extra=True)
     report = publish_run(with_extra, db_url, run_meta("run-a"))
-    assert report.added_columns == {"insightos_scored_leads": ["campaign", "future_count"]}
+    assert report.added_columns == {"insightos_scored_leads": ["landing_page", "future_count"]}
     assert_same_rows(db_url, with_extra, "insightos_scored_leads", "run-a")
     publish_run(make_run(tmp_path / "run-b", "run-b", 50, seed=2), db_url, run_meta("run-b"))
     leads = read_table(db_url, "insightos_scored_leads")
-    assert len(leads) == 50 and leads["campaign"].isna().all()
+    assert len(leads) == 50 and leads["landing_page"].isna().all()
     assert leads["future_count"].isna().all()
 
 

@@ -318,3 +318,57 @@ def test_run_summary_says_where_users_get_stuck_from_the_product_summary(tmp_pat
     (tmp_path / "product_summary.json").write_text(json.dumps({"state": "skipped", "reason": "x"}))
     page = reports.write_run_summary(tmp_path, run_meta("r", "2026-01-02T00:00:00")).read_text()
     assert 'id="stuck"' not in page  # the "not computed" section says why instead
+
+
+def test_who_to_call_first_shows_both_orderings_and_names_the_one_rank_uses(
+    tmp_path: Path,
+) -> None:
+    write_outputs(tmp_path)
+    leads = pd.DataFrame(
+        {
+            "user_id": ["p1", "p2", "v1", "v2"],
+            "score": [0.9, 0.8, 0.3, 0.2],
+            "grade": ["A", "A", "C", "D"],
+            "rank": [3, 4, 1, 2],
+            "top_reasons": "came back",
+            "campaign": ["facebook", "(none)", "google", "google"],
+            "expected_value": [27.0, 20.0, 60.0, 40.0],
+            "expected_value_low": [20.0, 15.0, 50.0, 30.0],
+            "expected_value_high": [30.0, 25.0, 70.0, 50.0],
+            "value_basis": ["overall value: 3 customer(s)", "campaign's own fit (9 customers)",
+                            "campaign's own fit (50 customers)", "campaign's own fit (50 customers)"],
+        }
+    )  # fmt: skip
+    leads.to_csv(tmp_path / "scored_leads.csv", index=False)
+    (tmp_path / "model_card.json").write_text(json.dumps({"horizon_days": 90}))
+    by_value = {"rank_by": "value", "requested": "value", "reason": None}
+    meta = run_meta("r", "2026-01-02T00:00:00", ranking=by_value, open_leads=4)
+    page = reports.write_run_summary(tmp_path, meta).read_text()
+    section = page[page.index('id="call-first"') : page.index('id="spend"')]
+    value_list = section[section.index('id="call-first-by-value"') :]
+    value_list = value_list[: value_list.index("</table>")]
+    probability_list = section[section.index('id="call-first-by-probability"') :]
+    assert section.index("by-value") < section.index("by-probability")  # rank's order first
+    assert "(the order <code>rank</code> uses)" in value_list
+    assert "rank</code> uses" not in probability_list
+    assert value_list.index("v1") < value_list.index("v2") < value_list.index("p1")
+    assert (
+        probability_list.index("p1") < probability_list.index("p2") < probability_list.index("v1")
+    )
+    assert "within 90 days" in section and "60.00" in value_list and "50.00 – 70.00" in value_list
+    assert "facebook*" in value_list  # valued at the overall value, marked
+    assert "4 of the 4 leads with the highest expected value" in section
+    assert reports.call_first(leads, meta, n=2)["shared"] == 0  # v1, v2 against p1, p2
+
+    by_probability = {"rank_by": "probability", "reason": "[scoring] rank_by = probability"}
+    meta = run_meta("r", "2026-01-02T00:00:00", ranking=by_probability)
+    section = reports.write_run_summary(tmp_path, meta).read_text()
+    assert section.index("by-probability") < section.index("by-value")
+    assert "by <strong>chance to convert</strong>" in section
+
+    leads[["expected_value", "expected_value_low", "expected_value_high"]] = float("nan")
+    leads.to_csv(tmp_path / "scored_leads.csv", index=False)
+    skipped = {"rank_by": "probability", "reason": "no expected value: the LTV stage was skipped"}
+    page = reports.write_run_summary(tmp_path, run_meta("r", "2026", ranking=skipped)).read_text()
+    assert 'id="call-first-by-probability"' in page and 'id="call-first-by-value"' not in page
+    assert "the LTV stage was skipped" in page

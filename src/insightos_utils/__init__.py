@@ -1,7 +1,8 @@
 """InsightOS: lead scoring and customer lifetime value over a SaaS company's raw data.
 
 One module per stage, in the pipeline's order: ``synth`` and ``ingest`` (raw data in),
-``features`` → ``eda`` → ``modeling`` → ``explain`` → ``scoring`` (leads), ``ltv`` (value),
+``leads`` (features → eda → split → pipelines → train → bundle → explain → scoring, backtest,
+card), ``ltv`` (value), ``product``,
 ``runner`` (papermill orchestration and reports), ``collector`` (event capture), ``cli`` on top.
 """
 

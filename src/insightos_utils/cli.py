@@ -196,11 +196,18 @@ def _score_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="scored-leads CSV to write")
     p.add_argument("--as-of", help="the scoring 'now' (ISO timestamp); default: latest in data")
     p.add_argument("--db", help="also upsert the scores into this database (SQLAlchemy URL)")
+    p.add_argument(
+        "--previous",
+        type=Path,
+        help="the previous scoring run's folder or scored_leads.csv: each lead's trend "
+        "(improving / steady / declining / new) is measured against it; default: every lead new",
+    )
     p.set_defaults(handler=_score)
 
 
 def _score(args: argparse.Namespace) -> int:
-    from insightos_utils.scoring import score_command, scoring_summary
+    from insightos_utils.config import find_config, load_config
+    from insightos_utils.leads.scoring import score_command, scoring_summary
 
     scored = score_command(
         model_path=args.model,
@@ -209,6 +216,8 @@ def _score(args: argparse.Namespace) -> int:
         source_url=args.source,
         as_of=args.as_of,
         db_url=args.db,
+        previous_run_dir=args.previous,
+        trend_threshold=load_config(find_config()).scoring.trend_threshold,
     )
     print(f"insightos score: {scoring_summary(scored, args.out, args.db)}", file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ import nbformat
 import pandas as pd
 
 from insightos_utils.io_utils import atomic_write_text, utc_now
+from insightos_utils.leads.value import calling_order
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
@@ -319,27 +320,78 @@ def describe_changes(
 # --- run summary page --------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, dtype: dict[str, Any] | None = None) -> pd.DataFrame | None:
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=dtype)
     except (OSError, ValueError):
         return None
 
 
-def top_leads(scored_leads: pd.DataFrame, n: int = 10) -> list[dict[str, str]]:
-    """The ``n`` best-ranked open leads, formatted for reading."""
-    order = "rank" if "rank" in scored_leads.columns else "score"
-    best = scored_leads.sort_values(order, ascending=order == "rank").head(n)
-    return [
-        {
-            "rank": _fmt(row.get("rank"), "count"),
-            "user_id": str(row.get("user_id", "")),
-            "score": _fmt(row.get("score"), "percent"),
-            "grade": str(row.get("grade", "")),
-            "top_reasons": "" if pd.isna(row.get("top_reasons")) else str(row.get("top_reasons")),
-        }
-        for row in best.to_dict("records")
-    ]
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def top_leads(
+    scored_leads: pd.DataFrame, n: int = 10, by: str | None = None
+) -> list[dict[str, Any]]:
+    """The ``n`` first open leads in the file's ``rank`` order, or ``by`` ``value`` /
+    ``probability`` (``leads.value.calling_order``), formatted for reading."""
+    if by is not None:
+        best = scored_leads.iloc[calling_order(scored_leads, by)[:n]]
+    else:
+        order = "rank" if "rank" in scored_leads.columns else "score"
+        best = scored_leads.sort_values(order, ascending=order == "rank").head(n)
+    rows = []
+    for record in best.to_dict("records"):
+        row = {key: None if _missing(value) else value for key, value in record.items()}
+        low, high = row.get("expected_value_low"), row.get("expected_value_high")
+        rows.append(
+            {
+                "rank": _fmt(row.get("rank"), "count"),
+                "user_id": str(row.get("user_id", "")),
+                "score": _fmt(row.get("score"), "percent"),
+                "grade": str(row.get("grade", "")),
+                "top_reasons": str(row.get("top_reasons") or ""),
+                "campaign": str(row.get("campaign") or ""),
+                "value": _fmt(row.get("expected_value"), "money"),
+                "interval": f"{_fmt(low, 'money')} – {_fmt(high, 'money')}",
+                "on_overall": str(row.get("value_basis") or "").startswith("overall"),
+            }
+        )
+    return rows
+
+
+def call_first(
+    scored: pd.DataFrame,
+    run: dict[str, Any],
+    n: int = 10,
+    horizon_days: Any = None,
+    horizon_months: Any = None,
+) -> dict[str, Any] | None:
+    """ "Who to call first": the top ``n`` by expected value and by chance to convert, the one
+    ``rank`` follows first, why, and how many leads both lists share. The horizons are said
+    only when given (the model card's ``horizon_days``, LTV's ``horizon_months``)."""
+    if scored.empty:
+        return None
+    ranking: dict[str, Any] = run["ranking"] if isinstance(run.get("ranking"), dict) else {}
+    has_value = "expected_value" in scored.columns and bool(scored["expected_value"].notna().any())
+    by_probability = top_leads(scored, n, "probability")
+    by_value = top_leads(scored, n, "value") if has_value else []
+    rank_by = "value" if has_value and ranking.get("rank_by") == "value" else "probability"
+    shared = {lead["user_id"] for lead in by_value} & {lead["user_id"] for lead in by_probability}
+    lists = [{"by": "value", "leads": by_value}, {"by": "probability", "leads": by_probability}]
+    lists = [item for item in lists if item["leads"]]
+    lists.sort(key=lambda item: item["by"] != rank_by)
+    return {
+        "lists": lists,
+        "rank_by": rank_by,
+        "reason": str(ranking.get("reason") or ranking.get("values_missing") or ""),
+        "shared": len(shared) if by_value else None,
+        "n": len(by_probability),
+        "horizon_days": horizon_days,
+        "horizon_months": horizon_months,
+        "show_value": has_value,
+    }
 
 
 def campaign_rows(campaign_ltv: pd.DataFrame) -> tuple[list[dict[str, Any]], str]:
@@ -396,15 +448,17 @@ def write_run_summary(
     run = normalise_run_meta(run, run_dir.name)
     changes: list[dict[str, str]] = []
     change_sentences: list[str] = []
-    leads: list[dict[str, str]] = []
+    leads: dict[str, Any] | None = None
     campaigns: list[dict[str, Any]] = []
     spend_sentence = ""
     campaign_ltv = None
     if run.get("status") == "ok":  # a failed run's partial outputs are never shown as results
         changes, change_sentences = describe_changes(run, previous)
-        scored = _read_csv(run_dir / "scored_leads.csv")
+        scored = _read_csv(run_dir / "scored_leads.csv", {"user_id": str})
         if scored is not None and not scored.empty:
-            leads = top_leads(scored)
+            card = read_json(run_dir / "model_card.json") or {}
+            ltv_months = (run["config"] or {}).get("horizon_months")
+            leads = call_first(scored, run, 10, card.get("horizon_days"), ltv_months)
         campaign_ltv = _read_csv(run_dir / "campaign_ltv.csv")
         if campaign_ltv is not None and not campaign_ltv.empty:
             campaigns, spend_sentence = campaign_rows(campaign_ltv)
@@ -423,6 +477,8 @@ def write_run_summary(
     not_computed = skipped_stages(run)
     product = product_section(run_dir) if run.get("status") == "ok" else None
     warnings = [str(w.get("message", "")) for w in run["ingest_warnings"] if w.get("message")]
+    if run.get("signal_warning"):  # the lead model is no better than chance (model_card signal)
+        warnings.insert(0, str(run["signal_warning"]))
     files = [
         name
         for name in (
@@ -445,7 +501,7 @@ def write_run_summary(
             previous_id=(previous or {}).get("run_id"),
             changes=changes,
             change_sentences=change_sentences,
-            top_leads=leads,
+            call_first=leads,
             open_leads_label=_fmt(run.get("open_leads"), "count"),
             campaigns=campaigns,
             show_payback=campaign_ltv is not None and "payback_months" in campaign_ltv.columns,

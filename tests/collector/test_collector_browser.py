@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from collector_harness import CollectorProcess
 
 from insightos_utils.cli import main
-from insightos_utils.features import build_feature_table, fit_feature_spec
 from insightos_utils.ingest import read_processed
+from insightos_utils.leads.features import build_feature_table, fit_feature_spec
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

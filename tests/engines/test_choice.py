@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from insightos_utils import engines, features
+from insightos_utils import engines
 from insightos_utils.engines import choice
 from insightos_utils.errors import InputError
+from insightos_utils.leads import features
 
 from .conftest import AS_OF, WINDOW_DAYS, edge_company, to_folder
 
@@ -79,6 +80,7 @@ def test_duckdb_resources_are_applied(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # `make test-slow`: a Spark session of its own reading a file:// lake
 def test_spark_reads_a_lake_uri(tmp_path: Path, spark) -> None:
     """A lake given as a URI (here ``file://``; ``s3a://`` etc. on a cluster) goes to Spark."""
     tables = edge_company()

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insightos_utils import engines, features
+from insightos_utils import engines
 from insightos_utils.engines.sources import EngineTables, open_source
+from insightos_utils.leads import features
 from insightos_utils.ltv.rfm import rfm_summary
 from insightos_utils.ltv.transactions import calibration_end_for
 
@@ -35,7 +36,8 @@ ENGINE_CASES = [
     "duckdb",
     pytest.param("postgres", marks=pytest.mark.postgres),
     pytest.param("postgres_tz", marks=pytest.mark.postgres),
-    pytest.param("spark", marks=pytest.mark.slow),  # a local SparkSession: ~25 s to start
+    # a local SparkSession: ~25 s to start, seconds per query; `make test-slow` runs these
+    pytest.param("spark", marks=[pytest.mark.slow, pytest.mark.extended]),
 ]
 
 
@@ -96,6 +98,20 @@ def test_event_aggregates_equal_memory_on_edge_cases(case: str, open_on) -> None
     # the boundaries themselves: u0003 has logins at signup and 1 us before the window's end
     assert got.loc["u0001":"u0001"].empty  # created after as-of: no row
     assert "ghost" not in got.index
+
+
+@pytest.mark.slow
+def test_spark_event_aggregates_equal_memory(open_on) -> None:
+    """The default suite's one Spark case (the session starts in ~25 s): the event columns of
+    the edge cases in the 14-day window; `make test-slow` runs every case on Spark."""
+    tables = edge_company()
+    source = open_on("spark", tables)
+    spec = features.fit_feature_spec(
+        tables["users"], tables["events"], AS_OF, WINDOW_DAYS, min_event_users=3
+    )
+    got = engines.event_aggregates(source, spec, AS_OF)
+    assert_same_aggregates(memory_event_columns(tables, spec, AS_OF), got)
+    assert got.loc["u0003", "days_active"] >= 1 and "ghost" not in got.index
 
 
 def test_edge_counts_follow_the_window_rule(tmp_path: Path) -> None:

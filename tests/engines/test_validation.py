@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from insightos_utils import engines, features
+from insightos_utils import engines
 from insightos_utils.config import DataConfig
 from insightos_utils.engines.sources import open_source
 from insightos_utils.engines.validation import validate_database
 from insightos_utils.errors import InputError
 from insightos_utils.ingest import ingest, read_processed
+from insightos_utils.leads import features
 
 
 def _file_path_cases():  # the file path's own bad-input cases (tests/ingest/test_ingest.py)

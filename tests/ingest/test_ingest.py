@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -593,8 +594,25 @@ def test_postgresql_equals_files(postgres_schema_url: str, tmp_path: Path) -> No
     url = postgres_schema_url
     write_with_core(url, _typed_company())
     url_in_tokyo = url.replace("options=", "options=-ctimezone%3DAsia/Tokyo%20")
-    assert run_cli("--source", url_in_tokyo, "--out", tmp_path / "out") == 0
-    assert_same_processed(tmp_path / "out", expected_from_files(tmp_path))
+    memory = _engine_config(tmp_path, "memory")  # every table copied out, checked in pandas
+    assert run_cli("--source", url_in_tokyo, "--out", tmp_path / "out", "--config", memory) == 0
+    expected = expected_from_files(tmp_path)
+    assert_same_processed(tmp_path / "out", expected)
+    # the default for a PostgreSQL URL: checked in the database, the events stay there
+    assert run_cli("--source", url_in_tokyo, "--out", tmp_path / "pushed") == 0
+    report = json.loads((tmp_path / "pushed" / "ingest_report.json").read_text())
+    assert report["engine"]["name"] == "source" and report["validated_in"] == "database"
+    assert not (tmp_path / "pushed" / "events.parquet").exists()
+    data = read_processed(tmp_path / "pushed")
+    assert data.events.empty and list(data.events.columns) == list(expected["events"].columns)
+    for name in ("users", "transactions", "campaign_spend"):
+        pd.testing.assert_frame_equal(getattr(data, name), expected[name], check_dtype=True)
+
+
+def _engine_config(folder: Path, engine: str) -> Path:
+    path = folder / f"engine-{engine}.toml"
+    path.write_text(f'[data]\nengine = "{engine}"\n', encoding="utf-8")
+    return path
 
 
 @pytest.mark.postgres
@@ -605,10 +623,30 @@ def test_postgresql_text_tables_with_bad_rows(postgres_schema_url: str, tmp_path
     for name, frame in with_bad_row(BAD_ROWS["orphan_event"]).items():
         frame.to_sql(name, engine, index=False)
     engine.dispose()
-    out = tmp_path / "out"
-    assert run_cli("--source", postgres_schema_url, "--out", out) == 2
-    assert run_cli("--source", postgres_schema_url, "--out", out, "--max-reject-share", "0.5") == 0
+    out, pushed = tmp_path / "out", tmp_path / "pushed"
+    memory = _engine_config(tmp_path, "memory")
+    assert run_cli("--source", postgres_schema_url, "--out", out, "--config", memory) == 2
+    assert (
+        run_cli(
+            "--source", postgres_schema_url, "--out", out, "--max-reject-share", "0.5",
+            "--config", memory,
+        )
+        == 0
+    )  # fmt: skip
     assert_nothing_good_lost(out, BAD_ROWS["orphan_event"])
+    # checked in the database: the same exit codes, rejected rows and counts
+    assert run_cli("--source", postgres_schema_url, "--out", pushed) == 2
+    assert (
+        run_cli("--source", postgres_schema_url, "--out", pushed, "--max-reject-share", "0.5") == 0
+    )
+    for name in ("rejected_events.csv",):
+        got = pd.read_csv(pushed / name, dtype=str, keep_default_na=False)
+        want = pd.read_csv(out / name, dtype=str, keep_default_na=False)
+        assert got[["reason", "line", "event_id"]].equals(want[["reason", "line", "event_id"]])
+    got_report = json.loads((pushed / "ingest_report.json").read_text())["tables"]["events"]
+    want_report = json.loads((out / "ingest_report.json").read_text())["tables"]["events"]
+    for field in ("rejected", "rejected_rows", "rows_written", "reject_share"):
+        assert got_report[field] == want_report[field]
 
 
 # --- the report, the notebook and the command ---------------------------------------------------
@@ -662,9 +700,8 @@ def test_insightos_command_on_synthetic_data(
     request: pytest.FixtureRequest, repo_root: Path, tmp_path: Path
 ) -> None:
     raw: Path = request.getfixturevalue("synthetic_raw")
-    command = shutil.which("insightos", path=str(repo_root / ".venv" / "bin"))
-    if command is None:
-        pytest.skip("no .venv/bin/insightos (run make setup)")
+    command = shutil.which("insightos", path=str(Path(sys.executable).parent))
+    assert command is not None, "the insightos console script is installed beside the interpreter"
     completed = subprocess.run(
         [command, "ingest", "--raw", str(raw), "--out", str(tmp_path / "out")],
         capture_output=True,

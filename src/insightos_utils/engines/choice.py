@@ -70,7 +70,12 @@ def is_url(location: str | Path) -> bool:
 def _events_size(folder: Path) -> tuple[int | None, int | None]:
     """(rows of events.parquet, bytes of events.csv); None where that file is absent."""
     parquet, csv = folder / "events.parquet", folder / "events.csv"
-    rows = pq.ParquetFile(parquet).metadata.num_rows if parquet.exists() else None
+    rows = None
+    if parquet.exists():
+        try:
+            rows = pq.ParquetFile(parquet).metadata.num_rows
+        except (OSError, ValueError):  # ArrowInvalid: unreadable; ingest says so in its words
+            rows = None
     size = csv.stat().st_size if csv.exists() else None
     return rows, size
 

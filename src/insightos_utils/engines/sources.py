@@ -234,10 +234,15 @@ def open_source(
         description = str(location).split("@")[-1]
         names = {"users": "users", "events": "events", "transactions": "transactions"}
         if validation is not None and validation.drops_rows:
-            from insightos_utils.engines.validation import create_views
+            from insightos_utils.engines.validation import (
+                CLEAN_ROWS,
+                create_views,
+                report_plausible,
+            )
 
-            create_views(backend.con, description)
-            names = {name: f"insightos_clean_{name}" for name in names}
+            plausible = report_plausible(validation.report)
+            create_views(backend.con, description, plausible, materialize=True)
+            names = {name: f"{CLEAN_ROWS}{name}" for name in names}
         users = backend.table(names["users"])
         events = backend.table(names["events"])
         has_transactions = validation is None and "transactions" in backend.list_tables()

@@ -22,6 +22,7 @@ must be ISO 8601 (``YYYY-MM-DD``, optionally ``[T ]hh:mm[:ss[.fraction]]`` and `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -30,8 +31,8 @@ from insightos_utils import contract
 from insightos_utils.config import DataConfig
 from insightos_utils.contract import DEPENDENT_REASONS, TABLES, TableSpec
 from insightos_utils.errors import InputError, InsightOSError
-from insightos_utils.ingest.checks import CAUSES_SHOWN, Plausible, TableResult
-from insightos_utils.ingest.report import _threshold_message
+from insightos_utils.ingest.checks import CAUSES_SHOWN, Plausible
+from insightos_utils.ingest.report import threshold_message
 from insightos_utils.io_utils import utc_now
 
 REJECT_CAP = 10_000  # rejected rows returned per table (the counts are always complete)
@@ -298,12 +299,22 @@ def _columns_of(cursor: Any, table: str) -> dict[str, str]:
     return {str(name): str(kind) for name, kind in cursor.fetchall()}
 
 
+CLEAN_ROWS = "insightos_clean_rows_"  # materialised clean rows (temporary tables)
+
+
 def create_views(
-    dbapi_connection: Any, description: str, plausible: Plausible | None = None
+    dbapi_connection: Any,
+    description: str,
+    plausible: Plausible | None = None,
+    materialize: bool = False,
 ) -> dict[str, dict[str, str]]:
     """Install the check functions and the checked/clean views on a psycopg connection to
     PostgreSQL (session-scoped); the column types of each present table. ``plausible``: the
-    timestamp range ingest accepts (default: ``[data]``'s defaults at the current time)."""
+    timestamp range ingest accepts (default: ``[data]``'s defaults at the current time).
+    ``materialize``: also copy each clean view into a temporary table ``CLEAN_ROWS<table>``
+    (analysed): the engines' aggregates over the views' window functions get planner estimates
+    so poor (a few rows for thousands) that PostgreSQL picks nested loops, minutes for a
+    few thousand events; over the tables it hashes, as on the raw tables."""
     plausible = plausible or plausible_range(DataConfig(), None)
     cursor = dbapi_connection.cursor()
     for statement in FUNCTIONS:
@@ -333,6 +344,15 @@ def create_views(
             )
             cursor.execute(sql)
             cursor.execute(clean_view_sql(spec))
+    if materialize:
+        for spec in TABLES:
+            if spec.name in present:
+                table = CLEAN_ROWS + spec.name
+                cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+                cursor.execute(
+                    f"CREATE TEMP TABLE {table} AS SELECT * FROM insightos_clean_{spec.name}"
+                )
+                cursor.execute(f"ANALYZE {table}")
     cursor.close()
     return present
 
@@ -345,6 +365,18 @@ def plausible_range(config: DataConfig, now: pd.Timestamp | None) -> Plausible:
     return Plausible(
         earliest=contract.parse_timestamp(config.earliest_timestamp),
         latest=clock + pd.Timedelta(hours=config.future_tolerance_hours),
+    )
+
+
+def report_plausible(report: dict[str, Any]) -> Plausible | None:
+    """The plausible range an ingest report recorded (None when it has none): the clean views
+    of a later session must keep exactly the rows that ingest kept."""
+    found = report.get("plausible_timestamps") or {}
+    if not found.get("from") or not found.get("to"):
+        return None
+    return Plausible(
+        earliest=contract.parse_timestamp(found["from"]),
+        latest=contract.parse_timestamp(found["to"]),
     )
 
 
@@ -484,6 +516,7 @@ def validate_database(
     *,
     now: pd.Timestamp | None = None,
     reject_cap: int = REJECT_CAP,
+    rejected_dir: str | Path = "",
 ) -> DatabaseValidation:
     """Run ingest's contract checks inside the database of ``url`` (PostgreSQL); counts, date
     ranges and up to ``reject_cap`` rejected rows per table come back, no other row.
@@ -491,7 +524,8 @@ def validate_database(
     ``config``: the ``[data]`` section (reject share, plausible range); ``now``: the run's
     clock. Raises ``InputError`` for a missing required table or column, or an empty users
     table (as the file path does); a reject share above ``max_reject_share`` gives ``status:
-    failed`` and ingest's message in ``error`` (the caller writes the rejects and raises).
+    failed`` and ingest's message in ``error`` (the caller writes the rejects and raises);
+    ``rejected_dir``: where the caller writes ``rejected_<table>.csv`` (named in the message).
     """
     import sqlalchemy as sa
 
@@ -529,11 +563,10 @@ def validate_database(
                 )
                 tables[spec.name], rejected[spec.name] = report, rows
                 if report["reject_share"] > config.max_reject_share:
-                    result = TableResult(
-                        spec, pd.DataFrame(), rows["line"].to_numpy() < 0, rows, report
+                    path = Path(rejected_dir) / f"rejected_{spec.name}.csv"
+                    failures.append(
+                        threshold_message(spec, report, rows, path, config.max_reject_share)
                     )
-                    path = f"rejected_{spec.name}.csv"
-                    failures.append(_threshold_message(result, path, config.max_reject_share))  # type: ignore[arg-type]
             cursor.close()
             connection.rollback()
     except sa.exc.SQLAlchemyError as error:

@@ -36,11 +36,13 @@ from insightos_utils.config import DataConfig
 from insightos_utils.contract import TABLES
 from insightos_utils.errors import InputError
 from insightos_utils.ingest.checks import Plausible, TableResult, check_table
+from insightos_utils.ingest.database import engine_record, ingest_in_database
 from insightos_utils.ingest.report import (
     REPORT_NAME,
     events_per_week,
     report_summary,
     report_tables,
+    threshold_message,
     write_outputs,
 )
 from insightos_utils.ingest.sources import (
@@ -65,6 +67,7 @@ __all__ = [
     "report_summary",
     "report_tables",
     "split_password",
+    "threshold_message",
 ]
 
 
@@ -79,19 +82,43 @@ class ProcessedData:
 
 
 def read_processed(processed_dir: str | Path) -> ProcessedData:
-    """Load the Parquet tables written by ``ingest`` from ``processed_dir``."""
+    """Load the Parquet tables written by ``ingest`` from ``processed_dir``.
+
+    When ingest chose an engine other than ``memory`` (its report's ``"engine"``), the tables
+    carry it (``engines.pipeline.engine_of``) and the feature table, as-of and RFM summary are
+    computed there. Under engine ``source`` the events stay in the database: ``events`` is
+    then an empty table with the contract's columns.
+    """
+    from insightos_utils.engines import pipeline
+
     processed_dir = Path(processed_dir)
 
     def optional(name: str) -> pd.DataFrame | None:
         path = processed_dir / f"{name}.parquet"
         return pd.read_parquet(path) if path.exists() else None
 
-    return ProcessedData(
+    ref = pipeline.ref_from_report(read_report(processed_dir), processed_dir)
+    events = optional("events")
+    if events is None and ref is not None and ref.engine == "source":
+        events = pd.DataFrame(
+            {
+                "event_id": pd.Series([], dtype="str"),
+                "user_id": pd.Series([], dtype="str"),
+                "event_name": pd.Series([], dtype="str"),
+                "occurred_at": pd.Series([], dtype="datetime64[us]"),
+                "properties": pd.Series([], dtype="str"),
+            }
+        )
+    elif events is None:
+        events = pd.read_parquet(processed_dir / "events.parquet")  # says what is missing
+    data = ProcessedData(
         users=pd.read_parquet(processed_dir / "users.parquet"),
-        events=pd.read_parquet(processed_dir / "events.parquet"),
+        events=events,
         transactions=optional("transactions"),
         campaign_spend=optional("campaign_spend"),
     )
+    pipeline.attach(ref, data.users, data.events, data.transactions)
+    return data
 
 
 def read_report(folder: str | Path | None) -> dict[str, Any] | None:
@@ -105,6 +132,21 @@ def read_report(folder: str | Path | None) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) else None
+
+
+def _engine_record(
+    config: DataConfig, raw_dir: str | Path | None, source_url: str | None, out_dir: Path
+) -> dict[str, Any]:
+    """Which engine will compute the per-user tables (``[data] engine``, ``choose_engine``):
+    decided here, on the raw source, and recorded in the report for the later stages."""
+    from insightos_utils.engines.choice import choose_engine
+
+    location = (source_url or None) or (raw_dir or None)
+    if location is None:
+        raise InputError("give exactly one of a raw folder (--raw) or a database URL (--source)")
+    chosen = choose_engine(config.engine, location if source_url else Path(location))
+    where = str(source_url) if chosen == "source" else str(out_dir.resolve())
+    return engine_record(chosen, config.engine, where, out_dir)
 
 
 # --- public entry point --------------------------------------------------------------------------
@@ -139,6 +181,10 @@ def ingest(
     )
     out_dir = Path(out_dir)
     previous = previous_report if previous_report is not None else read_report(out_dir)
+    engine = _engine_record(config, raw_dir, source_url, out_dir)
+    if engine["name"] == "source":  # the checks run in the database, the events stay there
+        assert source_url
+        return ingest_in_database(out_dir, source_url, config, clock, plausible, previous, engine)
     source = open_source(raw_dir, source_url)
     try:
         located = {spec.name: source.locate(spec) for spec in TABLES}
@@ -178,8 +224,9 @@ def ingest(
                 bar.update()
             bar.set_postfix_str("writing")
             report = write_outputs(
-                out_dir, source.description, results, config, clock, previous, held_events
-            )
+                out_dir, source.description, results, config, clock, previous, held_events,
+                engine,
+            )  # fmt: skip
             bar.update()
     finally:
         source.close()

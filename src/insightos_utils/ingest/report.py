@@ -55,8 +55,10 @@ def write_outputs(
     now: pd.Timestamp,
     previous: dict[str, Any] | None,
     held_events: int | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Rejected files and the report always; Parquet only when every table is within bounds."""
+    """Rejected files and the report always; Parquet only when every table is within bounds.
+    ``engine``: where the per-user tables will be computed (``"engine"`` in the report)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, Any] = {}
     failures: list[str] = []
@@ -88,6 +90,28 @@ def write_outputs(
             if result is None:  # a table the company no longer provides
                 (out_dir / f"{name}.parquet").unlink(missing_ok=True)
 
+    report = report_document(
+        description, tables, config, now, failures, previous, held_events, engine
+    )
+    atomic_write_json(out_dir / REPORT_NAME, report)
+    return report
+
+
+def report_document(
+    description: str,
+    tables: dict[str, Any],
+    config: DataConfig,
+    now: pd.Timestamp,
+    failures: list[str],
+    previous: dict[str, Any] | None,
+    held_events: int | None = None,
+    engine: dict[str, Any] | None = None,
+    line_numbering: str = (
+        "CSV: line in the file (header = 1); Parquet/SQL: row position, first row = 2"
+    ),
+) -> dict[str, Any]:
+    """``ingest_report.json``'s document for the tables' entries (both ingest paths)."""
+    ok = not failures
     latest = latest_timestamp(tables)
     report = {
         "status": "ok" if ok else "failed",
@@ -101,24 +125,38 @@ def write_outputs(
         "latest_timestamp": latest.isoformat() if latest is not None else None,
         "as_of_default": min(latest, now).isoformat() if latest is not None else None,
         "parquet_written": ok,
-        "line_numbering": "CSV: line in the file (header = 1); Parquet/SQL: row position, first row = 2",
+        "line_numbering": line_numbering,
         "error": None if ok else "\n".join(failures),
         "tables": tables,
         "held_events": held_events,
     }
+    if engine is not None:
+        report["engine"] = engine
     report["warnings"] = data_warnings(report, config, now, previous)
-    atomic_write_json(out_dir / REPORT_NAME, report)
     return report
 
 
 def _threshold_message(result: TableResult, rejected_path: Path, max_share: float) -> str:
-    report = result.report
-    own = result.rejected[~result.rejected["reason"].isin(list(contract.DEPENDENT_REASONS))]
+    return threshold_message(result.spec, result.report, result.rejected, rejected_path, max_share)
+
+
+def threshold_message(
+    spec: contract.TableSpec,
+    report: dict[str, Any],
+    rejected: pd.DataFrame,
+    rejected_path: Path | str,
+    max_share: float,
+) -> str:
+    """Ingest's error for a table whose own rejected share exceeds ``max_share``: the share,
+    the first offending lines (from ``rejected``: reason and line per row) and where the
+    rejected rows are. The file path and the database checks (``engines.validation``) share it."""
+    own = rejected[~rejected["reason"].isin(list(contract.DEPENDENT_REASONS))]
     first = own.sort_values("line").head(FIRST_ROWS_SHOWN)
     rows = "; ".join(
-        f"line {line}: {contract.describe_reason(reason, result.spec)} ({reason})"
+        f"line {line}: {contract.describe_reason(reason, spec)} ({reason})"
         for line, reason in zip(first["line"], first["reason"], strict=True)
     )
+    n_own = report["rejected_rows"] - report["user_rejected_rows"]
     implausible = "".join(
         f" Implausible {column}: {found['rows']:,} row(s) from {found['min']} to {found['max']} "
         f"(plausible: {found['plausible_from']} to {found['plausible_to']}; see [data] "
@@ -126,7 +164,7 @@ def _threshold_message(result: TableResult, rejected_path: Path, max_share: floa
         for column, found in (report.get("implausible_timestamps") or {}).items()
     )
     return (
-        f"{report['source']}: {len(own)} of {report['rows_read']} rows rejected "
+        f"{report['source']}: {n_own} of {report['rows_read']} rows rejected "
         f"({report['reject_share']:.1%}), more than max_reject_share {max_share:.1%}. "
         f"First offending rows: {rows}.{implausible} "
         + (f"Not counted here: {cause}. " if (cause := report.get("user_rejected_cause")) else "")
@@ -291,10 +329,17 @@ def report_summary(report: dict[str, Any]) -> str:
 
 
 def events_per_week(events: pd.DataFrame) -> pd.Series:
-    """Number of events per calendar week (weeks start on Monday, UTC), empty weeks as 0."""
-    stamps = events["occurred_at"].dropna()
-    weeks = stamps.dt.to_period("W-SUN").dt.start_time
-    counts = weeks.value_counts().sort_index()
+    """Number of events per calendar week (weeks start on Monday, UTC), empty weeks as 0.
+    Counted in the database when the events stayed there (``[data] engine = "source"``)."""
+    from insightos_utils.engines import pipeline
+
+    ref = pipeline.engine_of(events)
+    if ref is not None and ref.engine == "source" and not len(events):
+        counts = pipeline.event_weeks(ref)
+    else:
+        stamps = events["occurred_at"].dropna()
+        weeks = stamps.dt.to_period("W-SUN").dt.start_time
+        counts = weeks.value_counts().sort_index()
     if len(counts):
         every_week = pd.date_range(counts.index.min(), counts.index.max(), freq="7D")
         counts = counts.reindex(every_week, fill_value=0)

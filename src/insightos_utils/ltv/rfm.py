@@ -78,6 +78,12 @@ def rfm_summary(
     length = unit_days(time_unit)
     calibration_end = parse_timestamp(calibration_end)
     observation_end = None if observation_end is None else parse_timestamp(observation_end)
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(transactions)) is not None:
+        return pipeline.rfm_summary(
+            engine, transactions, calibration_end, observation_end, time_unit
+        )
     if observation_end is not None and observation_end < calibration_end:
         raise InputError(
             f"observation end {observation_end} is before calibration end {calibration_end}"

@@ -1,4 +1,4 @@
-"""EDA charts: each takes what ``insightos_utils.eda`` computed and returns a matplotlib Figure
+"""EDA charts: each takes what ``insightos_utils.leads.eda`` computed and returns a matplotlib Figure
 whose title states the finding and whose axes are labelled."""
 
 from __future__ import annotations

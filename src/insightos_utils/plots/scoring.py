@@ -11,13 +11,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from insightos_utils.explain import feature_label
-from insightos_utils.modeling import (
-    MODEL_NAMES,
-    TARGET,
-    BacktestResult,
-    TrainingResult,
-)
+from insightos_utils.leads.backtest import BacktestResult
+from insightos_utils.leads.explain import feature_label
+from insightos_utils.leads.features import TARGET
+from insightos_utils.leads.pipelines import MODEL_NAMES
+from insightos_utils.leads.train import TrainingResult
 
 COLOURS = {"v1_logreg": "#1f77b4", "v2_xgboost": "#ff7f0e", "champion": "#2ca02c"}
 

@@ -84,6 +84,13 @@ def analyse_product(
     Raises ``StageSkipped`` (reason and fix) when the data cannot support a funnel.
     """
     min_users = int(settings.min_step_users)
+    from insightos_utils.engines.pipeline import events_left_in_database
+
+    if (elsewhere := events_left_in_database(events)) is not None:
+        raise StageSkipped(
+            f"{elsewhere}, and the funnel is computed in memory from the event rows.",
+            "Run with [data] engine = 'memory' (the events are copied out) for the funnel.",
+        )
     if len(events) == 0:
         raise StageSkipped(
             "The events table has no rows (a CRM-only company): there is no product usage to "
@@ -208,8 +215,8 @@ def write_skipped_outputs(run_dir: str | Path, record: StageRecord) -> list[Path
 def run_product(run_dir: str | Path, config: PipelineConfig) -> StageOutcome[ProductAnalysis]:
     """Read the processed tables, analyse them as of ``config.data.as_of``, write the outputs
     and record the ``product`` stage (ok or skipped) in ``run_dir/stages.json``."""
-    from insightos_utils.features import resolve_as_of
     from insightos_utils.ingest import read_processed
+    from insightos_utils.leads.features import resolve_as_of
 
     def compute() -> ProductAnalysis:
         data = read_processed(config.data.processed_dir)

@@ -99,6 +99,7 @@ def ingest_findings(run_dir: Path) -> dict[str, Any]:
         "warnings": [w for w in report.get("warnings") or [] if isinstance(w, dict)],
         "latest_timestamp": report.get("latest_timestamp"),
         "as_of_default": report.get("as_of_default"),
+        "engine": report.get("engine"),  # where the per-user tables are computed
     }
 
 
@@ -158,6 +159,9 @@ def run_metrics(run_dir: Path, reference_campaign: str) -> dict[str, Any]:
         models: dict[str, Any] = card["models"] if isinstance(card.get("models"), dict) else {}
         metrics["holdout_roc_auc"] = (models.get(str(champion)) or {}).get("holdout_roc_auc")
         metrics["leakage_suspected"] = bool(card.get("leakage_suspected", False))
+        signal = card.get("signal") if isinstance(card.get("signal"), dict) else {}
+        if signal and signal.get("better_than_chance") is False:
+            metrics["signal_warning"] = str(signal.get("reason") or "no usable signal")
         if card.get("as_of"):
             metrics["as_of"] = card["as_of"]
     scored = run_dir / "scored_leads.csv"

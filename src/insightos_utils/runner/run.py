@@ -14,7 +14,7 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from insightos_utils.config import PipelineConfig
 from insightos_utils.errors import InsightOSError
 from insightos_utils.ingest import redact_url
 from insightos_utils.io_utils import atomic_write_json, utc_now
+from insightos_utils.leads import value as lead_value
 from insightos_utils.runner.folders import (
     RunFolders,
     mark_interrupted_runs,
@@ -252,6 +253,15 @@ def _full_run(
             raise InsightOSError(
                 f"the notebooks finished but did not write {', '.join(missing)} into run_dir"
             )
+        _value_leads(
+            folders.staging,
+            folders.staging,
+            meta.get("stages", {}).get("ltv"),
+            config,
+            meta,
+            log,
+            campaigns=lambda: lead_value.campaigns_from_processed(folders.staging / "processed"),
+        )
         meta["data_window"] = data_window(folders.staging / "processed")
         meta.update(run_metrics(folders.staging, config.ltv.reference_campaign))
         if not meta.get("as_of"):
@@ -280,6 +290,37 @@ def _publish_to_database(run_dir: Path, meta: dict[str, Any], url: str | None, l
     log.line(f"published to {redact_url(url)}: {json.dumps(report.rows, sort_keys=True)}")
 
 
+def _value_leads(
+    run_dir: Path,
+    ltv_dir: Path,
+    ltv_stage: dict[str, Any] | None,
+    config: PipelineConfig,
+    meta: dict[str, Any],
+    log: RunLog,
+    campaigns: Callable[[], Any],
+) -> None:
+    """Rewrite ``scored_leads.csv`` with each lead's expected value and the ``[scoring]
+    rank_by`` ranking, from the new-customer values the LTV stage wrote into ``ltv_dir`` (this
+    run's folder; for a score-only run the published full run's ``models/``). Without them (the
+    LTV stage skipped) the ranking is by probability and run.json's ``ranking`` says why."""
+    from insightos_utils.ltv.outputs import MODELS_FOLDER, NEW_CUSTOMER_VALUE_FILE
+
+    scored = run_dir / "scored_leads.csv"
+    if not scored.exists():
+        return
+    source = "this run" if ltv_dir == run_dir else f"the published run {meta.get('model_run')}"
+    ranking = lead_value.rewrite_scored_leads(
+        scored,
+        ltv_dir / MODELS_FOLDER / NEW_CUSTOMER_VALUE_FILE,
+        rank_by=config.scoring.rank_by,
+        campaigns=campaigns,
+        skipped_reason=lead_value.skipped_ltv_reason(ltv_stage, source),
+    )
+    meta["ranking"] = ranking.as_dict()
+    because = f" ({ranking.reason})" if ranking.reason else ""
+    log.line(f"scored_leads.csv ranked by {ranking.rank_by}{because}")
+
+
 def _after_ingest(
     config: PipelineConfig, staging: Path, meta: dict[str, Any], log: RunLog
 ) -> PipelineConfig:
@@ -288,6 +329,8 @@ def _after_ingest(
     if "ingest_warnings" in meta:
         return config
     findings = ingest_findings(staging)
+    if findings["engine"]:
+        meta["engine"] = {k: findings["engine"].get(k) for k in ("name", "requested", "location")}
     if findings["latest_timestamp"] is None and not findings["warnings"]:
         return config
     meta["ingest_warnings"] = findings["warnings"]
@@ -331,8 +374,12 @@ def _score_run(
     log.line(f"score-only run {run_id}: champion {meta['champion']} from run {meta['model_run']}")
     log.line(f"model {meta['model_path']}, data {redact_url(source_url or '') or raw_dir}")
     previous = portal.read_run_meta(reports / portal.LATEST_SCORES)
+    # the trend compares with the previous scoring run: the last score-only run, else the full one
+    previous_scores_dir = published_folder(reports, portal.LATEST_SCORES) or published_folder(
+        reports, portal.LATEST
+    )
     with _failure_recorded(folders, meta, log):
-        scoring = importlib.import_module("insightos_utils.scoring")
+        scoring = importlib.import_module("insightos_utils.leads.scoring")
         scoring.score_command(
             model_path=model.resolve(),
             out_path=folders.staging / "scored_leads.csv",
@@ -340,8 +387,19 @@ def _score_run(
             source_url=source_url,
             as_of=config.data.as_of or None,
             show_progress=show_progress,
+            previous_run_dir=previous_scores_dir,
+            trend_threshold=config.scoring.trend_threshold,
         )
         meta["scoring_seconds"] = round(time.perf_counter() - started, 2)
+        _value_leads(
+            folders.staging,
+            reports / portal.LATEST,
+            model_run.get("stages", {}).get("ltv"),
+            config,
+            meta,
+            log,
+            campaigns=lambda: lead_value.campaigns_from_source(raw_dir, source_url),
+        )
         meta.update(
             {
                 k: v

@@ -125,6 +125,44 @@ def test_convergence_is_measured_on_a_fit_stopped_early(monkeypatch: pytest.Monk
     assert any("did not converge" in note for note in model.notes)
 
 
+def test_newton_decrement_is_what_one_newton_step_would_gain() -> None:
+    """Normal(mu, sigma): mean objective's curvature in mu is 1 / sigma^2, so a point delta off
+    the optimum in mu has decrement (delta / sigma)^2 / 2, the gain of one exact Newton step."""
+    rows = _sample()
+    model = Normal()
+    optimum = model.maximise(rows)
+    delta = 1e-3
+    theta = optimum.theta + np.array([delta, 0.0])
+    _, gradient = model._objective(theta, rows)
+    decrement = model._newton_decrement(theta, gradient, np.array([False, False]), rows)
+    sigma = optimum.natural[1]
+    assert decrement == pytest.approx((delta / sigma) ** 2 / 2, rel=1e-3)
+    gain = model._objective(theta, rows)[0] - optimum.objective
+    assert decrement == pytest.approx(gain, rel=1e-2)  # the objective is quadratic in mu
+    singular = SumOfMeans()
+    flat = singular.maximise(rows).theta
+    assert singular._newton_decrement(flat, np.ones(2), np.array([False, False]), rows) is None
+
+
+def test_a_fit_stopped_by_the_objective_s_precision_is_judged_by_its_decrement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gradient tolerance no finite-precision objective could meet: the optimum is accepted
+    on its Newton decrement (measured and recorded), and refused where that is too large."""
+    monkeypatch.setattr(base, "GRADIENT_TOLERANCE", 0.0)
+    model = Normal()
+    model.fit_rows(_sample(), n_customers=500)
+    convergence = model.convergence
+    assert convergence.converged and convergence.reason is None
+    assert convergence.newton_decrement is not None
+    assert convergence.newton_decrement <= base.DECREMENT_TOLERANCE
+    monkeypatch.setattr(base, "DECREMENT_TOLERANCE", -1.0)
+    model = Normal()
+    model.fit_rows(_sample(), n_customers=500)
+    assert not model.convergence.converged
+    assert "Newton step" in (model.convergence.reason or "")
+
+
 def test_singular_hessian_gives_no_standard_errors_and_says_why() -> None:
     model = SumOfMeans()
     model.fit_rows(_sample(), n_customers=500)

@@ -39,6 +39,12 @@ MAX_ITERATIONS = 2000
 GRADIENT_TOLERANCE = 1e-5  # projected gradient of the per-customer mean objective
 AGREEMENT = 1e-6  # starts whose objective is within this (per customer) of the best agree
 HESSIAN_STEP = 1e-5
+# Where the objective is a sum of large cancelling terms (e.g. the homogeneous-spend model with a
+# shape p in the thousands) its rounding noise can stop L-BFGS-B (relative reduction of f) with
+# the gradient just above GRADIENT_TOLERANCE. The optimum is then judged by the Newton
+# decrement g' H^-1 g / 2: what the per-customer mean log-likelihood could still gain by one
+# Newton step. Below this it is at the optimum as far as the objective can be evaluated.
+DECREMENT_TOLERANCE = 1e-10
 CONDITION_LIMIT = 1e12
 # Draws from the asymptotic normal are refused when a working parameter's standard error is
 # above this (a factor e^3 = 20 either way on a log-parameter): the approximation is meaningless.
@@ -92,6 +98,7 @@ class Convergence:
     starts_at_optimum: int
     reason: str | None = None
     model: str = ""
+    newton_decrement: float | None = None  # measured where the gradient alone did not settle it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -300,6 +307,10 @@ class LikelihoodModel(ABC):
         _, at_lower, at_upper = self._projected_gradient(theta, gradient)
         iterations = int(best_result.nit)
         converged = best_norm <= GRADIENT_TOLERANCE and iterations < MAX_ITERATIONS
+        decrement = None
+        if not converged and iterations < MAX_ITERATIONS:
+            decrement = self._newton_decrement(theta, gradient, at_lower | at_upper, rows)
+            converged = decrement is not None and decrement <= DECREMENT_TOLERANCE
         reason = None
         if not converged:
             reason = (
@@ -310,6 +321,11 @@ class LikelihoodModel(ABC):
                 f"with a projected gradient norm of {best_norm:.3g}, above the tolerance "
                 f"{GRADIENT_TOLERANCE:g}"
             )
+            if decrement is not None:
+                reason += (
+                    f", and one Newton step would still gain {decrement:.3g} in mean "
+                    f"log-likelihood (above {DECREMENT_TOLERANCE:g})"
+                )
         message = str(best_result.message)
         convergence = Convergence(
             model=self.title,
@@ -324,6 +340,7 @@ class LikelihoodModel(ABC):
             starts_converged=len(converged_runs),
             starts_at_optimum=len(agreeing),
             reason=reason,
+            newton_decrement=decrement,
         )
         natural = self.to_natural(theta)
         return Optimum(
@@ -335,6 +352,25 @@ class LikelihoodModel(ABC):
             at_lower=at_lower,
             at_upper=at_upper,
         )
+
+    def _newton_decrement(
+        self, theta: np.ndarray, gradient: np.ndarray, on_bound: np.ndarray, rows: WeightedRows
+    ) -> float | None:
+        """g' H^-1 g / 2 over the parameters off their bounds; None where the Hessian there is
+        not positive definite (no quadratic model to judge by)."""
+        free = ~on_bound
+        if not free.any():
+            return 0.0
+        matrix = self.hessian(theta, rows)[np.ix_(free, free)]
+        g = gradient[free]
+        if not (np.isfinite(matrix).all() and np.isfinite(g).all()):
+            return None
+        try:
+            factor = np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            return None
+        solved = np.linalg.solve(factor, g)
+        return float(solved @ solved / 2)
 
     # --- precision --------------------------------------------------------------------------
 

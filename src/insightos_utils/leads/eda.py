@@ -23,8 +23,9 @@ from statsmodels.tools.tools import add_constant
 from threadpoolctl import threadpool_limits
 
 from insightos_utils.errors import InsightOSError
-from insightos_utils.features import TARGET, FeatureSpec, training_rows
 from insightos_utils.io_utils import atomic_write_json
+from insightos_utils.leads.attributes import audit_feature_table
+from insightos_utils.leads.features import TARGET, FeatureSpec, training_rows
 
 POST_CONVERSION_REASON = "seen only at or after the user's conversion (post-conversion event)"
 
@@ -77,7 +78,9 @@ def conversion_by(
 
 
 def _matrix(rows: pd.DataFrame, columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
-    return rows[list(columns)].astype(np.float64)
+    # numeric lead attributes may be empty: the median stands in, as the model's imputer does
+    matrix = rows[list(columns)].astype(np.float64)
+    return matrix.fillna(matrix.median()) if matrix.isna().to_numpy().any() else matrix
 
 
 def constant_columns(
@@ -147,7 +150,9 @@ def single_feature_auc(
     aucs = []
     for column in columns:
         values = rows[column].to_numpy(dtype=np.float64)
-        aucs.append(float(roc_auc_score(target, np.nan_to_num(values, nan=-np.inf))))
+        finite = values[np.isfinite(values)]
+        lowest = float(finite.min()) - 1.0 if len(finite) else 0.0  # missing ranks lowest
+        aucs.append(float(roc_auc_score(target, np.where(np.isfinite(values), values, lowest))))
     table = pd.DataFrame({"feature": list(columns), "auc": aucs})
     table["abs_auc"] = np.maximum(table["auc"], 1 - table["auc"])
     order = np.argsort(-table["abs_auc"].to_numpy(), kind="stable")
@@ -171,6 +176,7 @@ class FeatureDecisions:
     vif_before: dict[str, float | None] = field(default_factory=dict)
     vif_after: dict[str, float | None] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    lead_attributes: list[dict[str, Any]] = field(default_factory=list)  # attribute_table rows
 
     def to_json(self, path: str | Path) -> Path:
         """Write the decisions as JSON (atomic; NaN becomes null)."""
@@ -205,11 +211,15 @@ def decide_feature_drops(
     corr_threshold: float = 0.9,
     vif_threshold: float = 10.0,
     leakage_feature_auc: float = 0.95,
+    holdout_fraction: float = 0.2,
 ) -> FeatureDecisions:
     """Leakage audit, then multicollinearity for linear models, from the data alone.
 
     1. Leaky: a numeric feature whose single-feature |AUC| exceeds ``leakage_feature_auc``
-       (kept out of every model); post-conversion event names come from the spec.
+       (kept out of every model); post-conversion event names come from the spec; a lead
+       attribute that ``leads.attributes.audit_feature_table`` finds filled in after the
+       outcome (fill rate among open leads against closed ones, single-feature AUC on the time
+       holdout). ``lead_attributes`` describes every attribute found: kept or dropped, and why.
     2. For linear models: while a pair has |r| > ``corr_threshold``, take the strongest pair and
        drop its member with the lower single-feature |AUC| (tie: the later column); constant
        columns are dropped too. VIF is recomputed after each drop.
@@ -222,6 +232,24 @@ def decide_feature_drops(
         for c in numeric
         if auc[c] > leakage_feature_auc
     }
+    attribute_rows: list[dict[str, Any]] = []
+    plan = spec.attribute_plan
+    if plan.specs:
+        audited, described = audit_feature_table(
+            feature_table, plan, leakage_feature_auc, holdout_fraction, TARGET
+        )
+        for attribute in plan.features:
+            if attribute not in audited.features:
+                reason = next(s.reason for s in audited.specs if s.feature == attribute)
+                reason = reason.removeprefix("leakage audit: ")
+                leaky[attribute] = f"{leaky[attribute]}; {reason}" if attribute in leaky else reason
+        attribute_rows = [
+            {
+                k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in row.items()
+            }
+            for row in described.to_dict(orient="records")
+        ]
     position = {c: i for i, c in enumerate(numeric)}
     candidates = [c for c in numeric if c not in leaky]
     dropped: dict[str, str] = {
@@ -268,6 +296,7 @@ def decide_feature_drops(
             "vif_threshold": vif_threshold,
             "leakage_feature_auc": leakage_feature_auc,
         },
+        lead_attributes=attribute_rows,
     )
 
 
@@ -324,6 +353,26 @@ def findings_markdown(
         f"(single-feature AUC above {decisions.thresholds.get('leakage_feature_auc', 0.95)}): "
         f"{leaky}. The strongest single feature is `{best_auc[0]}` (AUC {best_auc[1]:.2f})."
     )
+    if decisions.lead_attributes:
+        kept = [r["attribute"] for r in decisions.lead_attributes if r["decision"] == "kept"]
+        dropped = [
+            f"`{r['attribute']}` ({r['reason']})"
+            for r in decisions.lead_attributes
+            if r["decision"] == "dropped"
+        ]
+        lines.append(
+            f"- **Lead attributes:** {len(decisions.lead_attributes)} found; used: "
+            + (", ".join(f"`{a}`" for a in kept) or "none")
+            + ". Not used: "
+            + ("; ".join(dropped) or "none")
+            + "."
+        )
+    if spec.horizon_days is not None:
+        lines.append(
+            f"- **Label:** converted within {spec.horizon_days} days of signup (lost, or open "
+            f"past {spec.horizon_days} days without converting: not converted; open and younger: "
+            "censored, scored but not trained on)."
+        )
     lines.append(
         f"- **Window:** {spec.window_days} days after signup, cut at conversion; "
         f"{int((~feature_table['window_complete']).sum()):,} users (young leads) have a partial window."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,12 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from insightos_utils import explain, modeling, scoring
 from insightos_utils.cli import main
+from insightos_utils.leads import explain, scoring
+from insightos_utils.leads.backtest import BacktestResult
+from insightos_utils.leads.bundle import ModelBundle, load_bundle, make_bundle, save_models
+from insightos_utils.leads.card import as_plain_dict
+from insightos_utils.leads.train import TrainingResult
 from insightos_utils.plots import scoring as scoring_plots
 
 CONTRACT_COLUMNS = [
@@ -25,8 +30,8 @@ CONTRACT_COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def toy_bundle(toy_training: modeling.TrainingResult) -> modeling.ModelBundle:
-    return modeling.make_bundle(
+def toy_bundle(toy_training: TrainingResult) -> ModelBundle:
+    return make_bundle(
         toy_training,
         toy_training.champion,
         champion=True,
@@ -40,7 +45,7 @@ def toy_bundle(toy_training: modeling.TrainingResult) -> modeling.ModelBundle:
 
 
 @pytest.fixture(scope="module")
-def scored(toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame) -> pd.DataFrame:
+def scored(toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame) -> pd.DataFrame:
     leads = toy_feature_table[~toy_feature_table["label_known"]]
     return scoring.score_leads(toy_bundle, leads, scored_at="2026-01-01T12:00:00Z")
 
@@ -72,15 +77,58 @@ def test_rank_one_is_the_highest_score_and_grades_are_monotone(scored: pd.DataFr
     assert list(by_rank["grade"]) == sorted(by_rank["grade"])  # A before B before C before D
 
 
+def test_equal_scores_are_ranked_by_user_id(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    """Ties (identical leads) rank by user id, whatever order the leads come in, so a rerun on
+    the same data gives every lead the same rank."""
+    template = toy_feature_table[~toy_feature_table["label_known"]]
+    distinct = template.iloc[:3]
+    ids = [f"tie{k:02d}" for k in range(12)]
+    leads = pd.concat([distinct.iloc[[k % 3]] for k in range(12)])  # four leads per score
+    leads.index = pd.Index(ids, name="user_id")
+    for seed in (0, 1, 2):
+        shuffled = leads.sample(frac=1.0, random_state=seed)
+        scored = scoring.score_leads(toy_bundle, shuffled, scored_at="2026-01-01T12:00:00Z")
+        assert scored["score"].nunique() == 3
+        for _, group in scored.groupby("score"):
+            assert group["user_id"].tolist() == sorted(group["user_id"])
+            assert group["rank"].tolist() == sorted(group["rank"])
+        expected = scored.sort_values(["score", "user_id"], ascending=[False, True])
+        assert scored["user_id"].tolist() == expected["user_id"].tolist()
+
+
+def test_explanations_come_back_from_scoring(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    scored, explained = scoring.score_leads(toy_bundle, leads, top_n=2, with_explanations=True)
+    again = explain.explain_leads(
+        toy_bundle.pipeline,
+        leads,
+        toy_bundle.features,
+        window_days=toy_bundle.window_days,
+        top_n=2,
+        reference=toy_bundle.explain_reference,
+    )
+    pd.testing.assert_frame_equal(explained.contributions, again.contributions)
+    assert explained.text.reindex(scored["user_id"]).tolist() == scored["top_reasons"].tolist()
+    none_scored, none_explained = scoring.score_leads(
+        toy_bundle, leads.iloc[:0], with_explanations=True
+    )
+    assert len(none_scored) == 0 and len(none_explained.text) == 0
+    assert list(none_explained.contributions.columns) == toy_bundle.features
+
+
 def test_scores_are_the_bundle_probabilities(
-    scored: pd.DataFrame, toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame
+    scored: pd.DataFrame, toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
 ) -> None:
     leads = toy_feature_table.loc[scored["user_id"]]
     assert np.allclose(scored["score"], toy_bundle.predict(leads), atol=1e-6)
 
 
 def test_missing_feature_column_is_a_clear_error(
-    toy_bundle: modeling.ModelBundle, toy_feature_table: pd.DataFrame
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
 ) -> None:
     leads = toy_feature_table.drop(columns=["events_page_view"])
     with pytest.raises(scoring.InsightOSError, match="events_page_view"):
@@ -159,7 +207,7 @@ def test_score_command_refuses_a_missing_model(tmp_path: Path, capsys) -> None:
 
 
 def test_every_chart_is_a_titled_figure(
-    toy_training: modeling.TrainingResult, toy_bundle: modeling.ModelBundle, toy_feature_table
+    toy_training: TrainingResult, toy_bundle: ModelBundle, toy_feature_table
 ) -> None:
     leads = toy_feature_table[~toy_feature_table["label_known"]]
     explained = explain.explain_leads(
@@ -172,7 +220,7 @@ def test_every_chart_is_a_titled_figure(
     by_grade = pd.DataFrame(
         {"grade": list("ABCD"), "leads": [10, 20, 30, 0], "converted": [5, 4, 3, 0]}
     ).assign(conversion_rate=[0.5, 0.2, 0.1, np.nan])
-    backtest = modeling.BacktestResult(
+    backtest = BacktestResult(
         trained_as_of=pd.Timestamp("2026-01-01"),
         outcome_as_of=pd.Timestamp("2026-03-01"),
         champion="v1_logreg",
@@ -199,15 +247,15 @@ def test_every_chart_is_a_titled_figure(
 def test_score_command_end_to_end_from_a_raw_folder(
     synthetic_lead_models, synthetic_raw: Path, tmp_path: Path, capsys
 ) -> None:
-    from insightos_utils import features
+    from insightos_utils.leads import features
 
     result = synthetic_lead_models["result"]
     inputs = synthetic_lead_models["inputs"]
-    paths = modeling.save_models(
+    paths = save_models(
         result,
         tmp_path / "models",
         feature_spec=inputs.spec.to_dict(),
-        decisions=modeling.as_plain_dict(inputs.decisions),
+        decisions=as_plain_dict(inputs.decisions),
         data_hash="abcdef12" * 8,
         as_of=synthetic_lead_models["as_of"],
         window_days=inputs.spec.window_days,
@@ -220,11 +268,15 @@ def test_score_command_end_to_end_from_a_raw_folder(
     scored = pd.read_csv(out)
     assert f"{len(scored):,} open leads scored (A " in capsys.readouterr().err
     open_leads = features.open_leads(inputs.feature_table)
-    assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert list(scored.columns) == CONTRACT_COLUMNS + ["trend", "window_complete"]
+    assert set(scored["trend"]) == {"new"}  # no --previous: every lead is new
     assert set(scored["user_id"]) == set(open_leads.index)
     assert (scored["model_version"] == f"{result.champion}@abcdef12").all()
+    again = tmp_path / "again.csv"
+    assert main([*arguments, "--out", str(again), "--previous", str(out)]) == 0
+    assert set(pd.read_csv(again)["trend"]) == {"steady"}  # same scores as the previous run
     # same data, same model, same as-of: the scores are the ones training produced
-    bundle = modeling.load_bundle(paths["champion"])
+    bundle = load_bundle(paths["champion"])
     expected = bundle.predict(open_leads.loc[scored["user_id"]])
     assert np.allclose(scored["score"], expected, atol=1e-6)
     rows, keys = _count(db_url)
@@ -239,3 +291,15 @@ def test_score_command_end_to_end_from_a_raw_folder(
     earlier = tmp_path / "earlier.csv"
     assert main([*arguments, "--out", str(earlier), "--as-of", "2026-03-01"]) == 0
     assert len(pd.read_csv(earlier)) != len(scored)
+
+
+def test_grades_are_withheld_when_the_model_is_no_better_than_chance(
+    toy_bundle: ModelBundle, toy_feature_table: pd.DataFrame
+) -> None:
+    leads = toy_feature_table[~toy_feature_table["label_known"]]
+    withheld = dataclasses.replace(toy_bundle, grades_withheld="NO USABLE SIGNAL: ...")
+    scored = scoring.score_leads(withheld, leads)
+    assert (scored["grade"] == "").all()
+    assert scored["rank"].tolist() == list(range(1, len(scored) + 1))  # still ordered
+    graded = scoring.score_leads(toy_bundle, leads)
+    assert set(graded["grade"]) <= {"A", "B", "C", "D"} and (graded["grade"] != "").all()

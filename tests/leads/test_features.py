@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from insightos_utils.errors import InputError
-from insightos_utils.features import (
+from insightos_utils.leads.features import (
     OTHER_COLUMN,
     TARGET,
     FeatureSpec,

@@ -16,9 +16,9 @@ import pytest
 from matplotlib.figure import Figure
 from statsmodels.stats.proportion import proportion_confint
 
-from insightos_utils import eda
-from insightos_utils.eda import FeatureDecisions, decide_feature_drops
-from insightos_utils.features import TARGET, FeatureSpec
+from insightos_utils.leads import eda
+from insightos_utils.leads.eda import FeatureDecisions, decide_feature_drops
+from insightos_utils.leads.features import TARGET, FeatureSpec
 from insightos_utils.plots import eda as eda_plots
 
 
@@ -203,19 +203,14 @@ def test_charts_state_their_finding_and_label_their_axes() -> None:
 
 @pytest.fixture(scope="module")
 def synthetic_or_skip(request: pytest.FixtureRequest):
-    """The default company's processed folder; skipped until synth and ingest are merged."""
-    pytest.importorskip("insightos_utils.synth")
-    from insightos_utils import ingest
-
-    if not hasattr(ingest, "ingest"):
-        pytest.skip("needs ingest.ingest (the ingest stage) merged on main")
+    """The default company's processed folder (a missing module is a failure, not a skip)."""
     return request.getfixturevalue("synthetic_processed")
 
 
 @pytest.fixture(scope="module")
 def default_features(synthetic_or_skip):
-    from insightos_utils.features import build_feature_table, encode_events, fit_feature_spec
     from insightos_utils.ingest import read_processed
+    from insightos_utils.leads.features import build_feature_table, encode_events, fit_feature_spec
 
     data = read_processed(synthetic_or_skip)
     events = encode_events(data.events)
@@ -251,9 +246,9 @@ def test_02_eda_runs_headlessly_and_writes_its_outputs(synthetic_or_skip, run_no
 def test_a_company_with_other_event_names_gets_the_same_treatment() -> None:
     """The second synthetic profile (other seed, event names and campaigns): its own
     post-conversion events are found and its own verification pair is dropped for linear."""
-    synth = pytest.importorskip("insightos_utils.synth")
-    from insightos_utils.features import build_feature_table, fit_feature_spec
+    from insightos_utils import synth
     from insightos_utils.ingest.fastpath import marketing_fields
+    from insightos_utils.leads.features import build_feature_table, fit_feature_spec
 
     company = synth.generate_company(n_users=4000, seed=7, profile="crm")
     users = company["users"].join(marketing_fields(company["users"]["marketing"]))

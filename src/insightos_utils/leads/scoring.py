@@ -2,8 +2,9 @@
 
 The bundle carries the feature spec it was trained with, so a lead scored today is described
 exactly as the training users were. Output follows the contract (``scored_leads.csv``): user_id,
-score, grade, rank, top_reasons, model_version, scored_at, plus ``window_complete`` (False when
-the lead signed up less than one feature window ago, so its events are still being counted).
+score, grade, rank, top_reasons, model_version, scored_at, plus ``trend`` (against the previous
+scoring run, ``leads.trend``) and ``window_complete`` (False when the lead signed up less than
+one feature window ago, so its events are still being counted).
 """
 
 from __future__ import annotations
@@ -14,17 +15,24 @@ from insightos_utils import _openmp  # noqa: F401  (before scikit-learn and xgbo
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 
-from insightos_utils import features
 from insightos_utils.errors import InsightOSError
-from insightos_utils.explain import distinct_rows, explain_leads, uses_distinct_rows
 from insightos_utils.ingest import ingest, read_processed
 from insightos_utils.io_utils import atomic_write, utc_stamp
-from insightos_utils.modeling import ModelBundle, assign_grades, load_bundle
+from insightos_utils.leads import features
+from insightos_utils.leads.bundle import ModelBundle, load_bundle
+from insightos_utils.leads.explain import (
+    LeadExplanations,
+    distinct_rows,
+    explain_leads,
+    no_explanations,
+    uses_distinct_rows,
+)
+from insightos_utils.leads.trend import previous_scores, score_trend
 
 SCORED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -35,7 +43,7 @@ SCORED_COLUMNS: tuple[str, ...] = (
     "model_version",
     "scored_at",
 )
-EXTRA_COLUMNS: tuple[str, ...] = ("window_complete",)
+EXTRA_COLUMNS: tuple[str, ...] = ("trend", "window_complete")
 DB_TABLE = "scored_leads"
 
 __all__ = [
@@ -50,17 +58,42 @@ __all__ = [
 ]
 
 
+@overload
+def score_leads(
+    bundle: ModelBundle,
+    leads: pd.DataFrame,
+    *,
+    top_n: int | None = ...,
+    scored_at: str | None = ...,
+    with_explanations: Literal[False] = ...,
+) -> pd.DataFrame: ...
+
+
+@overload
+def score_leads(
+    bundle: ModelBundle,
+    leads: pd.DataFrame,
+    *,
+    top_n: int | None = ...,
+    scored_at: str | None = ...,
+    with_explanations: Literal[True],
+) -> tuple[pd.DataFrame, LeadExplanations]: ...
+
+
 def score_leads(
     bundle: ModelBundle,
     leads: pd.DataFrame,
     *,
     top_n: int | None = None,
     scored_at: str | None = None,
-) -> pd.DataFrame:
+    with_explanations: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, LeadExplanations]:
     """Score, grade, rank and explain every row of ``leads`` (feature-table rows, index user_id).
 
     Pass the open leads (``features.open_leads``). Rank 1 is the highest score (ties by user id);
-    rows come back in rank order. ``top_n`` defaults to the bundle's ``top_reasons``.
+    rows come back in rank order. ``top_n`` defaults to the bundle's ``top_reasons``. With
+    ``with_explanations`` the per-lead contributions come back too (rows in ``leads``' order),
+    so a report never explains the leads a second time.
     """
     missing = [f for f in bundle.features if f not in leads.columns]
     if missing:
@@ -69,8 +102,12 @@ def score_leads(
             "rebuild features with the bundle's feature spec"
         )
     scored_at = scored_at or utc_stamp()
+    top_n = bundle.top_reasons if top_n is None else top_n
     if len(leads) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in SCORED_COLUMNS + EXTRA_COLUMNS})
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in SCORED_COLUMNS + EXTRA_COLUMNS})
+        if with_explanations:
+            return empty, no_explanations(bundle.features, top_n)
+        return empty
     prepared = bundle.prepare(leads)  # once, for both the probability and the reasons
     distinct = None
     if uses_distinct_rows(bundle.pipeline):  # a tree model: score each distinct row once
@@ -84,7 +121,7 @@ def score_leads(
         leads,
         bundle.features,
         window_days=bundle.window_days,
-        top_n=bundle.top_reasons if top_n is None else top_n,
+        top_n=top_n,
         reference=bundle.explain_reference,
         prepared=prepared,
         distinct=distinct,
@@ -97,11 +134,11 @@ def score_leads(
         else np.ones(len(leads), dtype=bool)
     )
     score = score[order]  # every column is put in rank order before the frame is built
-    return pd.DataFrame(
+    scored = pd.DataFrame(
         {
             "user_id": user_ids[order],
             "score": np.round(score, 6),
-            "grade": assign_grades(score, bundle.grade_cutoffs),
+            "grade": bundle.grade(score),
             "rank": np.arange(1, len(score) + 1, dtype=np.int64),
             "top_reasons": explanations.text.to_numpy()[order],
             "model_version": bundle.model_version,
@@ -109,6 +146,7 @@ def score_leads(
             "window_complete": window_complete[order],
         }
     )
+    return (scored, explanations) if with_explanations else scored
 
 
 def write_scored_leads(scored: pd.DataFrame, path: str | Path) -> Path:
@@ -227,17 +265,26 @@ def score_command(
     as_of: str | None = None,
     db_url: str | None = None,
     show_progress: bool = True,
+    previous_run_dir: str | Path | None = None,
+    trend_threshold: float = 0.05,
 ) -> pd.DataFrame:
     """``insightos score``: ingest the raw source, rebuild features with the bundle's spec at
-    as-of, score the open leads, write the CSV (and upsert into ``--db``)."""
+    as-of, score the open leads, add each lead's ``trend`` against ``previous_run_dir``'s
+    scored leads (all ``new`` without one), write the CSV (and upsert into ``--db``)."""
     bundle = load_bundle(model_path)  # first: a wrong --model fails before any work
     with tempfile.TemporaryDirectory(prefix="insightos-score-") as processed_dir:
         ingest(processed_dir, raw_dir=raw_dir, source_url=source_url, show_progress=show_progress)
         processed = read_processed(processed_dir)
-    stand_at = features.resolve_as_of(processed.users, processed.events, as_of)
-    spec = features.FeatureSpec.from_dict(bundle.feature_spec)
-    table = features.build_feature_table(processed.users, processed.events, spec, stand_at)
+        # inside: with an engine other than memory the features are computed over this folder
+        stand_at = features.resolve_as_of(processed.users, processed.events, as_of)
+        spec = features.FeatureSpec.from_dict(bundle.feature_spec)
+        table = features.build_feature_table(processed.users, processed.events, spec, stand_at)
     scored = score_leads(bundle, features.open_leads(table))
+    previous, _ = previous_scores(previous_run_dir)
+    scored["trend"] = pd.array(
+        np.asarray(score_trend(scored["user_id"], scored["score"], previous, trend_threshold)),
+        dtype="str",
+    )
     write_scored_leads(scored, out_path)
     if db_url:
         upsert_scored_leads(scored, db_url)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,12 @@ import pyarrow.compute as pc
 from insightos_utils.contract import NO_CAMPAIGN, OPEN_STATUSES, STATUSES, parse_timestamp
 from insightos_utils.errors import InputError
 from insightos_utils.io_utils import atomic_write, atomic_write_json
+from insightos_utils.leads.attributes import (
+    AttributePlan,
+    build_attribute_features,
+    fit_attribute_plan,
+)
+from insightos_utils.leads.labels import with_horizon_labels
 
 TARGET = "target_converted"
 OTHER_COLUMN = "events_other"
@@ -66,6 +72,13 @@ class FeatureSpec:
     key_events: dict[str, str] = field(default_factory=dict)
     as_of: str = ""
     min_event_users: int = 50
+    horizon_days: int | None = None  # None: the old label (converted by as-of, ever)
+    attributes: dict[str, Any] = field(default_factory=dict)  # leads.attributes.AttributePlan
+
+    @property
+    def attribute_plan(self) -> AttributePlan:
+        """The lead attributes this spec encodes (an empty plan when there are none)."""
+        return AttributePlan.from_dict(self.attributes) if self.attributes else AttributePlan()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (tuples become lists)."""
@@ -86,6 +99,10 @@ class FeatureSpec:
             key_events={str(k): str(v) for k, v in document.get("key_events", {}).items()},
             as_of=str(document.get("as_of", "")),
             min_event_users=int(document.get("min_event_users", 50)),
+            horizon_days=(
+                int(document["horizon_days"]) if document.get("horizon_days") is not None else None
+            ),
+            attributes=dict(document.get("attributes") or {}),
         )
 
     def to_json(self, path: str | Path) -> Path:
@@ -126,6 +143,10 @@ def resolve_as_of(
             return parse_timestamp(as_of)
         except (ValueError, TypeError) as error:
             raise InputError(f"as_of: cannot parse {as_of!r} as an ISO 8601 timestamp") from error
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.latest_timestamp(engine)
     candidates = [
         frame[column].max()
         for frame, column in (
@@ -319,6 +340,12 @@ def fit_feature_spec(
     min_event_users: int = 50,
     key_events: Sequence[str] | None = None,
     n_key_events: int = 2,
+    *,
+    horizon_days: int | None = None,
+    attribute_max_levels: int = 20,
+    attribute_min_users: int = 30,
+    include_attributes: Sequence[str] = (),
+    exclude_attributes: Sequence[str] = (),
 ) -> FeatureSpec:
     """Learn the event vocabulary from the data as it stood at ``as_of``.
 
@@ -328,8 +355,34 @@ def fit_feature_spec(
     ``n_key_events`` names whose share of users reaching them in the window is closest to one
     half (between 10% and 90%): what nearly everyone or nearly no one does says little through
     its timing. The target is never used, so the spec cannot leak the holdout's outcomes.
+
+    Lead attributes (extra ``users`` columns, extra ``marketing`` keys) join as numeric and
+    categorical columns by ``leads.attributes``' rule (their leakage audit is in ``eda``);
+    ``horizon_days`` makes the target "converted within that many days of signup"
+    (``leads.labels``).
     """
     as_of = resolve_as_of(users, events, as_of)
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        vocabulary = pipeline.fit_feature_spec(
+            engine, as_of, window_days, min_event_users, key_events, n_key_events
+        )
+        existing = users.loc[users["created_at"] <= pd.Timestamp(as_of)]
+        plan = fit_attribute_plan(
+            existing,
+            attribute_max_levels,
+            attribute_min_users,
+            include_attributes,
+            exclude_attributes,
+        )  # the lead side is computed in memory on every engine
+        return replace(
+            vocabulary,
+            numeric_columns=vocabulary.numeric_columns + plan.numeric_features,
+            categorical_columns=vocabulary.categorical_columns + plan.categorical_features,
+            horizon_days=int(horizon_days) if horizon_days is not None else None,
+            attributes=plan.to_dict() if plan.specs else {},
+        )
     prep = _prepare(users, events, as_of, window_days)
     n_names = len(prep.names)
     named = prep.ev_name >= 0
@@ -384,21 +437,31 @@ def fit_feature_spec(
     }
 
     event_feature_columns = sorted(set(slug_of.values()))
+    plan = fit_attribute_plan(
+        prep.users,
+        attribute_max_levels,
+        attribute_min_users,
+        include_attributes,
+        exclude_attributes,
+    )
     numeric = (
         tuple(f"events_{slug}" for slug in event_feature_columns)
         + (OTHER_COLUMN,)
         + BEHAVIOURAL_COLUMNS
         + tuple(key_columns)
+        + plan.numeric_features
     )
     return FeatureSpec(
         window_days=int(window_days),
         event_columns=event_columns,
         excluded_events=tuple(sorted(str(prep.names[c]) for c in np.flatnonzero(excluded))),
-        categorical_columns=CATEGORICAL_COLUMNS,
+        categorical_columns=CATEGORICAL_COLUMNS + plan.categorical_features,
         numeric_columns=numeric,
         key_events=key_columns,
         as_of=pd.Timestamp(as_of).isoformat(),
         min_event_users=int(min_event_users),
+        horizon_days=int(horizon_days) if horizon_days is not None else None,
+        attributes=plan.to_dict() if plan.specs else {},
     )
 
 
@@ -439,7 +502,15 @@ def build_feature_table(
     ``spec.categorical_columns``, then created_at, status_at_as_of, label_known, the target
     (Int8, <NA> when the outcome is not known at as-of) and window_complete."""
     as_of = resolve_as_of(users, events, as_of)
-    _require(users, "users", tuple(spec.categorical_columns))
+    from insightos_utils.engines import pipeline  # the engine ingest chose, if not memory
+
+    if (engine := pipeline.engine_of(users, events)) is not None:
+        return pipeline.build_feature_table(engine, users, spec, as_of)  # lead side in memory
+    plan = spec.attribute_plan
+    attribute_columns = set(plan.features)
+    _require(
+        users, "users", tuple(c for c in spec.categorical_columns if c not in attribute_columns)
+    )
     window_days = spec.window_days
     prep = _prepare(users, events, as_of, window_days)
     n_users = len(prep.users)
@@ -483,7 +554,15 @@ def build_feature_table(
             np.minimum.at(first, ev_user[is_key], ev_rel[is_key] / _NS_PER_HOUR)
         columns[column] = np.minimum(first, cap_hours)
 
+    if attribute_columns:
+        attributes = build_attribute_features(prep.users, plan)
+        for column in plan.features:
+            columns[column] = attributes[column].to_numpy() if column in attributes else np.nan
+            if column in plan.categorical_features:
+                columns[column] = pd.array(columns[column], dtype="str")
     for column in spec.categorical_columns:
+        if column in attribute_columns:
+            continue
         values = prep.users[column].astype(object).to_numpy()
         missing = pd.isna(values) | (values == "")
         columns[column] = pd.array(np.where(missing, NO_CAMPAIGN, values), dtype="str")
@@ -496,7 +575,10 @@ def build_feature_table(
 
     table = pd.DataFrame(columns, index=pd.Index(prep.users["user_id"].to_numpy(), name="user_id"))
     order = list(spec.numeric_columns) + list(spec.categorical_columns) + list(META_COLUMNS)
-    return table[order]
+    table = table[order]
+    if spec.horizon_days is not None:
+        table = with_horizon_labels(table, prep.users, as_of, spec.horizon_days)
+    return table
 
 
 def training_rows(feature_table: pd.DataFrame) -> pd.DataFrame:

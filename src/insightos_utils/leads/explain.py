@@ -27,7 +27,17 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from insightos_utils.features import KEY_EVENT_PREFIX, OTHER_COLUMN
+from insightos_utils.leads.attributes import MARKETING_PREFIX, USERS_PREFIX
+from insightos_utils.leads.features import KEY_EVENT_PREFIX, OTHER_COLUMN
+from insightos_utils.leads.pipelines import (
+    CATEGORICAL,
+    IMPUTE,
+    MODEL,
+    NUMERIC,
+    ONEHOT,
+    PREPARE,
+    prepare,
+)
 
 EVENT_PREFIX = "events_"
 # Behavioural columns of the feature table (features.BEHAVIOURAL_COLUMNS), phrased in words.
@@ -71,19 +81,19 @@ class LeadExplanations:
 
 def transformed_columns(pipeline: Pipeline) -> list[TransformedColumn]:
     """The source feature of every column the fitted ``prepare`` step produces, in order."""
-    prepare = pipeline.named_steps["prepare"]
+    prepare_step = pipeline.named_steps[PREPARE]
     columns: list[TransformedColumn] = []
-    for name, steps, source in prepare.transformers_:
+    for name, steps, source in prepare_step.transformers_:
         if name == "remainder" or steps == "drop" or len(source) == 0:
             continue
         source = list(source)
-        if name == "num":
+        if name == NUMERIC:
             columns += [TransformedColumn(feature, "value") for feature in source]
-            indicator = steps.named_steps["impute"].indicator_
+            indicator = steps.named_steps[IMPUTE].indicator_
             if indicator is not None:
                 columns += [TransformedColumn(source[i], "missing") for i in indicator.features_]
-        elif name == "cat":
-            encoder = steps.named_steps["onehot"]
+        elif name == CATEGORICAL:
+            encoder = steps.named_steps[ONEHOT]
             for feature, categories in zip(source, encoder.categories_, strict=True):
                 columns += [TransformedColumn(feature, "category", str(c)) for c in categories]
         else:
@@ -100,11 +110,6 @@ def _feature_matrix(columns: list[TransformedColumn], features: list[str]) -> np
     return matrix
 
 
-def prepare(pipeline: Pipeline, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The pipeline's fitted preparation steps applied to ``frame``: the classifier's input."""
-    return np.asarray(pipeline[:-1].transform(frame[features]), dtype=np.float64)
-
-
 def feature_contributions(
     pipeline: Pipeline,
     prepared: np.ndarray,
@@ -114,7 +119,7 @@ def feature_contributions(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(contributions: rows x ``features``, base value per row, method), in log-odds.
 
-    ``prepared`` is ``prepare(pipeline, frame, features)``; ``reference`` the mean prepared
+    ``prepared`` is ``pipelines.prepare(pipeline, frame, features)`` (what ``ModelBundle.prepare`` does); ``reference`` the mean prepared
     training row (logistic regression only); ``distinct`` is ``distinct_rows(prepared)`` when the
     caller already has it (tree models explain each distinct row once). Contributions plus the
     base value equal the model's margin (decision function).
@@ -124,7 +129,7 @@ def feature_contributions(
         raise ValueError(
             f"pipeline produced {prepared.shape[1]} columns but {len(columns)} were mapped"
         )
-    model = pipeline[-1]
+    model = pipeline.named_steps[MODEL]
     if isinstance(model, LogisticRegression):
         coef = model.coef_[0]
         if reference is None:
@@ -142,7 +147,7 @@ def feature_contributions(
 def uses_distinct_rows(pipeline: Pipeline) -> bool:
     """True for tree models, whose per-row work (prediction, contributions) is done once per
     distinct prepared row (see ``distinct_rows``); a linear model is cheaper row by row."""
-    return not isinstance(pipeline[-1], LogisticRegression)
+    return not isinstance(pipeline.named_steps[MODEL], LogisticRegression)
 
 
 def _tree_contributions(
@@ -194,7 +199,12 @@ def distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def humanise(name: str) -> str:
-    """Feature or event name in plain words: ``project_created`` → ``project created``."""
+    """Feature or event name in plain words: ``project_created`` → ``project created``; a lead
+    attribute loses its prefix (``attr_company_size`` → ``company size``)."""
+    for prefix in (USERS_PREFIX, MARKETING_PREFIX):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
     words = re.sub(r"[_\-.:/]+", " ", name)
     words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", words)
     return re.sub(r"\s+", " ", words).strip().lower()
@@ -249,6 +259,8 @@ def describe_value(feature: str, value: object, window_days: int, categorical: b
     if feature in BEHAVIOUR_PHRASES and not np.isnan(number):
         return BEHAVIOUR_PHRASES[feature].format(value=_format_number(number), window=window_days)
     if np.isnan(number):
+        if feature.startswith((USERS_PREFIX, MARKETING_PREFIX)):
+            return f"no {humanise(feature)} recorded"
         return f"{humanise(feature)}: not yet"
     return f"{humanise(feature)}: {_format_number(number)}"
 
@@ -321,7 +333,7 @@ def explain_leads(
 ) -> LeadExplanations:
     """The ``top_n`` features that moved each lead's score most, with readable text.
 
-    ``prepared`` (``prepare(pipeline, frame, features)``) and ``distinct``
+    ``prepared`` (``pipelines.prepare(pipeline, frame, features)``, as ``ModelBundle.prepare``) and ``distinct``
     (``distinct_rows(prepared)``) save computing them twice when the caller already has them
     for scoring.
     """
@@ -366,6 +378,20 @@ def explain_leads(
         top_contributions=pd.DataFrame(top_values, index=frame.index, columns=columns, copy=False),
         text=pd.Series(text, index=frame.index, name="top_reasons", dtype=object),
         method=method,
+    )
+
+
+def no_explanations(features: list[str], top_n: int) -> LeadExplanations:
+    """The explanations of no leads at all (an empty scoring run)."""
+    columns = [f"reason_{k + 1}" for k in range(max(0, min(top_n, len(features))))]
+    empty = pd.Index([], name="user_id")
+    return LeadExplanations(
+        contributions=pd.DataFrame(index=empty, columns=features, dtype=np.float64),
+        base_value=np.empty(0),
+        top_features=pd.DataFrame(index=empty, columns=columns, dtype=object),
+        top_contributions=pd.DataFrame(index=empty, columns=columns, dtype=np.float64),
+        text=pd.Series([], index=empty, name="top_reasons", dtype=object),
+        method="none (no leads)",
     )
 
 

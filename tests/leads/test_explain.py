@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import xgboost
 
-from insightos_utils import explain, modeling
+from insightos_utils.leads import explain
+from insightos_utils.leads.pipelines import build_pipeline, prepare
+from insightos_utils.leads.train import TrainingResult
 
 
 def tiny_logistic() -> tuple:
@@ -29,7 +31,7 @@ def tiny_logistic() -> tuple:
     )
     target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     features = list(frame.columns)
-    pipeline = modeling.build_pipeline(
+    pipeline = build_pipeline(
         "v1_logreg", ["events_teammate_invited", "events_help_viewed"], ["campaign"]
     )
     pipeline.set_params(model__C=100.0)
@@ -40,7 +42,7 @@ def tiny_logistic() -> tuple:
 
 def test_logistic_contributions_are_coefficient_times_standardized_value() -> None:
     pipeline, frame, features, reference = tiny_logistic()
-    prepared = explain.prepare(pipeline, frame, features)
+    prepared = prepare(pipeline, frame, features)
     contributions, base, _ = explain.feature_contributions(pipeline, prepared, features, reference)
     scaler = pipeline.named_steps["prepare"].named_transformers_["num"].named_steps["scale"]
     coef = pipeline[-1].coef_[0]
@@ -49,6 +51,41 @@ def test_logistic_contributions_are_coefficient_times_standardized_value() -> No
     assert coef[0] > 0 > coef[1]  # the model learned the built-in signs
     # contributions plus the base value are the model's own margin
     assert np.allclose(contributions.sum(axis=1) + base, pipeline.decision_function(frame))
+
+
+def test_logistic_contributions_are_measured_from_the_training_mean() -> None:
+    """Against the mean training lead, not against zero: a one-hot category contributes
+    coefficient x (indicator - its training share), so over the training rows every feature's
+    contribution averages zero, and a lead at the mean has no reasons."""
+    pipeline, frame, features, reference = tiny_logistic()
+    prepared = prepare(pipeline, frame, features)
+    contributions, base, _ = explain.feature_contributions(pipeline, prepared, features, reference)
+    assert np.allclose(contributions.mean(axis=0), 0.0, atol=1e-9)
+    coef = pipeline[-1].coef_[0]
+    columns = explain.transformed_columns(pipeline)
+    paid = [i for i, c in enumerate(columns) if c.category == "paid"][0]
+    organic = [i for i, c in enumerate(columns) if c.category == "organic"][0]
+    share_paid = (frame["campaign"] == "paid").mean()
+    is_paid = (frame["campaign"] == "paid").to_numpy(dtype=float)
+    expected = coef[paid] * (is_paid - share_paid) + coef[organic] * (
+        (1 - is_paid) - (1 - share_paid)
+    )
+    assert np.allclose(contributions[:, features.index("campaign")], expected)
+    assert np.allclose(base, pipeline[-1].intercept_[0] + reference @ coef)
+
+
+def test_training_keeps_the_mean_prepared_row_as_the_reference(
+    toy_training: TrainingResult,
+) -> None:
+    fitted = toy_training.models["v1_logreg"]
+    train = toy_training.split.train
+    prepared = prepare(fitted.pipeline, train, fitted.features)
+    reference = toy_training.explain_reference["v1_logreg"]
+    assert np.allclose(reference, prepared.mean(axis=0))
+    explained = explain.explain_leads(
+        fitted.pipeline, train, fitted.features, window_days=14, reference=reference
+    )
+    assert np.allclose(explained.contributions["campaign"].mean(), 0.0, atol=1e-9)
 
 
 def test_reasons_have_the_right_sign_and_order() -> None:
@@ -84,12 +121,12 @@ def test_reasons_have_the_right_sign_and_order() -> None:
     [(10**9, "XGBoost TreeSHAP"), (10, "XGBoost path contributions (Saabas)")],
 )
 def test_xgboost_contributions_sum_to_the_margin(
-    toy_training: modeling.TrainingResult, monkeypatch, max_exact_rows: int, method: str
+    toy_training: TrainingResult, monkeypatch, max_exact_rows: int, method: str
 ) -> None:
     monkeypatch.setattr(explain, "EXACT_SHAP_MAX_ROWS", max_exact_rows)
     fitted = toy_training.models["v2_xgboost"]
     holdout = toy_training.split.holdout
-    prepared = explain.prepare(fitted.pipeline, holdout, fitted.features)
+    prepared = prepare(fitted.pipeline, holdout, fitted.features)
     contributions, base, used = explain.feature_contributions(
         fitted.pipeline, prepared, fitted.features
     )
@@ -110,7 +147,7 @@ def test_identical_rows_are_explained_once_with_the_same_answer() -> None:
     assert np.array_equal(unique_rows[inverse], matrix, equal_nan=True)
 
 
-def test_one_hot_columns_map_back_to_their_feature(toy_training: modeling.TrainingResult) -> None:
+def test_one_hot_columns_map_back_to_their_feature(toy_training: TrainingResult) -> None:
     pipeline = toy_training.models["v1_logreg"].pipeline
     columns = explain.transformed_columns(pipeline)
     categories = {c.category for c in columns if c.feature == "campaign"}
@@ -145,7 +182,7 @@ def test_reasons_read_like_words(feature, value, categorical, expected) -> None:
     assert explain.describe_value(feature, value, 14, categorical) == expected
 
 
-def test_reason_frequency_counts_directions(toy_training: modeling.TrainingResult) -> None:
+def test_reason_frequency_counts_directions(toy_training: TrainingResult) -> None:
     fitted = toy_training.models["v1_logreg"]
     explained = explain.explain_leads(
         fitted.pipeline,
@@ -185,7 +222,7 @@ def plain_reason_text(explained: explain.LeadExplanations, frame: pd.DataFrame) 
 
 @pytest.mark.parametrize("name", ["v1_logreg", "v2_xgboost"])
 def test_reason_text_is_the_plain_row_by_row_phrasing(
-    toy_training: modeling.TrainingResult, name: str
+    toy_training: TrainingResult, name: str
 ) -> None:
     fitted = toy_training.models[name]
     holdout = toy_training.split.holdout
@@ -202,11 +239,11 @@ def test_reason_text_is_the_plain_row_by_row_phrasing(
 
 
 def test_tree_contributions_of_distinct_rows_are_every_rows_contributions(
-    toy_training: modeling.TrainingResult,
+    toy_training: TrainingResult,
 ) -> None:
     fitted = toy_training.models["v2_xgboost"]
     holdout = toy_training.split.holdout
-    prepared = explain.prepare(fitted.pipeline, holdout, fitted.features)
+    prepared = prepare(fitted.pipeline, holdout, fitted.features)
     doubled = np.vstack([prepared, prepared[::-1]])  # every row twice
     distinct = explain.distinct_rows(doubled)
     assert len(distinct[0]) <= len(prepared)
