@@ -12,7 +12,13 @@ timed). Our pipeline runs in fresh interpreters (median of ``--repeats``, peak m
 there, lifetimes imported before the clock as on its side); lifetimes runs once per way in this
 process. Equal results are checked: fitted parameters and LTV (lifetimes' 4.345-week month).
 
-Usage: python benchmarks/bench_ltv.py [--customers N] [--repeats R]
+Also (stage ``ltv_paretonbd``): our Pareto/NBD fit against lifetimes' ``ParetoNBDFitter`` on
+the same distinct rows (``weights=``), log-likelihoods compared; the refit bootstrap's time; and
+the coverage of the campaign interval (sampling only vs refit) on simulated worlds with known
+parameters, where the truth is the campaign's mean expected LTV under the true parameters.
+
+Usage: python benchmarks/bench_ltv.py [--customers N] [--repeats R] [--only-paretonbd]
+    [--paretonbd-customers N] [--refit-customers N] [--refits B] [--coverage-worlds W]
 """
 
 from __future__ import annotations
@@ -142,11 +148,143 @@ def _lifetimes_weighted(
     return timings, {**bgf.params_.to_dict(), **ggf.params_.to_dict()}, spread
 
 
+def bench_paretonbd(customers: int) -> dict[str, object]:
+    """Our Pareto/NBD fit against lifetimes' on the same distinct weighted rows."""
+    from lifetimes import ParetoNBDFitter
+
+    from insightos_utils.ltv.models import paretonbd
+    from insightos_utils.ltv.models.paretonbd import ParetoNbd, ParetoNbdParams
+    from insightos_utils.ltv.simulate import simulate_paretonbd
+
+    world = ParetoNbdParams(0.553, 10.578, 0.606, 11.669)
+    summary = rfm_summary(
+        simulate_paretonbd(customers, world, WORLD_GAMMA_GAMMA, seed=2), AS_OF, time_unit="W"
+    )
+    start = time.perf_counter()
+    ours = ParetoNbd().fit(summary)
+    ours_s = time.perf_counter() - start
+    (ux, ut, uT), _, counts = distinct_rows(summary["frequency"], summary["recency"], summary["T"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        try:
+            fitter = ParetoNBDFitter().fit(ux, ut, uT, weights=counts.astype(int))
+            theirs = ParetoNbdParams(**fitter.params_.to_dict())
+            error = None
+        except Exception as failure:  # lifetimes raises ConvergenceError and others
+            theirs, error = None, f"{type(failure).__name__}: {failure}"
+        theirs_s = time.perf_counter() - start
+    x, t_x, age = summary["frequency"], summary["recency"], summary["T"]
+    their_ll = (
+        float(paretonbd.log_likelihood(theirs, x, t_x, age).sum()) if theirs is not None else None
+    )
+    return {
+        "customers": customers,
+        "distinct_rows": len(ux),
+        "ours_fit_s": round(ours_s, 3),
+        "ours_log_likelihood": ours.log_likelihood,
+        "ours_converged": ours.convergence.converged,
+        "ours_params": ours.params_dict(),
+        "lifetimes_fit_s": round(theirs_s, 3),
+        "lifetimes_log_likelihood": their_ll,
+        "lifetimes_error": error,
+        "ours_at_least_as_good": their_ll is None or ours.log_likelihood >= their_ll - 1e-6,
+    }
+
+
+def bench_refit(customers: int, refits: int) -> dict[str, object]:
+    """Time of the refit bootstrap (BG/NBD + Gamma-Gamma refitted per customer resample)."""
+    from insightos_utils.ltv.intervals import refit_bootstrap
+
+    summary = rfm_summary(
+        simulate_transactions(customers, WORLD_BGNBD, WORLD_GAMMA_GAMMA, seed=3),
+        AS_OF,
+        time_unit="W",
+    )
+    start = time.perf_counter()
+    draws = refit_bootstrap(summary, LtvConfig(model="bgnbd"), "bgnbd", samples=refits)
+    seconds = time.perf_counter() - start
+    return {
+        "customers": customers,
+        "refits": refits,
+        "seconds": round(seconds, 2),
+        "per_refit_s": round(seconds / refits, 4),
+        "failed": draws.failed,
+    }
+
+
+def bench_coverage(worlds: int, customers: int, refits: int) -> dict[str, object]:
+    """Coverage of the 95% interval of a campaign's mean expected LTV, sampling vs refit."""
+    from insightos_utils.ltv.economics import bootstrap_means, percentile_interval
+    from insightos_utils.ltv.intervals import refit_bootstrap
+
+    settings = LtvConfig(model="bgnbd")
+    covered = {"sampling": 0, "refit": 0}
+    widths: dict[str, list[float]] = {"sampling": [], "refit": []}
+    true_model = BgNbd(WORLD_BGNBD)
+    true_spend = GammaGamma(WORLD_GAMMA_GAMMA)
+    for world in range(worlds):
+        table = simulate_transactions(
+            customers, WORLD_BGNBD, WORLD_GAMMA_GAMMA, "2024-01-01", 84, AS_OF, seed=100 + world
+        )
+        summary = rfm_summary(table, AS_OF, time_unit="W")
+        truth = float(customer_ltv(summary, true_model, true_spend, settings)["ltv"].mean())
+        fitted_p, fitted_s = BgNbd().fit(summary), GammaGamma().fit(summary)
+        point = customer_ltv(summary, fitted_p, fitted_s, settings)["ltv"].to_numpy()
+        rng = np.random.default_rng(world)
+        intervals = {
+            "sampling": percentile_interval(bootstrap_means(point, 2000, rng)),
+            "refit": percentile_interval(
+                refit_bootstrap(summary, settings, "bgnbd", seed=world, samples=refits).group_means(
+                    np.ones(len(summary), dtype=bool)
+                )
+            ),
+        }
+        for name, (low, high) in intervals.items():
+            covered[name] += int(low <= truth <= high)
+            widths[name].append(high - low)
+    return {
+        "worlds": worlds,
+        "customers_per_world": customers,
+        "refits": refits,
+        "coverage_sampling": covered["sampling"] / worlds,
+        "coverage_refit": covered["refit"] / worlds,
+        "median_width_sampling": float(np.median(widths["sampling"])),
+        "median_width_refit": float(np.median(widths["refit"])),
+        "truth": "mean over the campaign's customers of the expected LTV under the true "
+        "parameters (given their histories)",
+        "nominal": 0.95,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only-paretonbd", action="store_true", help="only stage ltv_paretonbd")
+    parser.add_argument("--paretonbd-customers", type=int, default=100_000)
+    parser.add_argument("--refit-customers", type=int, default=100_000)
+    parser.add_argument("--refits", type=int, default=200)
+    parser.add_argument("--coverage-worlds", type=int, default=200)
+    parser.add_argument("--coverage-customers", type=int, default=500)
     args = parser.parse_args()
+
+    load = os.getloadavg()
+    print("Pareto/NBD against lifetimes, refit bootstrap, coverage ...", file=sys.stderr)
+    record(
+        "ltv_paretonbd",
+        {
+            "paretonbd_vs_lifetimes": bench_paretonbd(args.paretonbd_customers),
+            "refit_bootstrap": bench_refit(args.refit_customers, args.refits),
+            "coverage": bench_coverage(
+                args.coverage_worlds, args.coverage_customers, max(args.refits // 2, 50)
+            ),
+            "load_average_before": [round(v, 2) for v in load],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        },
+    )
+    if args.only_paretonbd:
+        return
 
     load_before = os.getloadavg()
     print(f"simulating {args.customers:,} customers ...", file=sys.stderr)

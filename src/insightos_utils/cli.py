@@ -246,6 +246,11 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, help="override [ltv] gross_margin")
     p.add_argument("--penalizer", type=float, help="override [ltv] penalizer (L2, both fits)")
     p.add_argument(
+        "--model",
+        choices=["auto", "bgnbd", "paretonbd"],
+        help="override [ltv] model: the purchase model (auto = chosen on the holdout)",
+    )
+    p.add_argument(
         "--refit",
         action="store_true",
         help="after the holdout check, refit on everything up to --observation-end for the LTV",
@@ -270,6 +275,7 @@ def _ltv(args: argparse.Namespace) -> int:
         monthly_discount_rate=args.discount_rate,
         gross_margin=args.margin,
         penalizer=args.penalizer,
+        model=args.model,
         bootstrap_samples=args.bootstrap_samples,
         random_seed=args.seed,
         reference_campaign=args.reference_campaign,
@@ -284,6 +290,59 @@ def _ltv(args: argparse.Namespace) -> int:
         users_path=args.users,
         campaign_spend_path=args.campaign_spend,
         show_progress=not args.no_progress,
+    )
+    return 0
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def _retention_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "retention",
+        help="shifted-beta-geometric retention by cohort from a survival table",
+        description=(
+            "Fit the sBG (Fader and Hardie 2007) to each cohort of a survival table (columns "
+            "cohort, period, surviving; period 0 = the cohort's start; surviving a count or a "
+            "share) and write retention_params.json. Margin and discount default to the [ltv] "
+            "section (gross_margin, monthly_discount_rate: periods are then months)."
+        ),
+    )
+    p.add_argument("--survival", type=Path, required=True, help="survival table CSV/Parquet")
+    p.add_argument("--out", type=Path, required=True, help="folder for retention_params.json")
+    p.add_argument("--config", type=Path, help="configuration file (default ./insightos.toml)")
+    p.add_argument("--price", type=float, default=1.0, help="payment per period (default 1)")
+    p.add_argument("--margin", type=float, help="override [ltv] gross_margin")
+    p.add_argument("--discount-rate", type=float, help="discount rate per period")
+    p.add_argument("--project", type=int, default=5, help="periods projected past the data")
+    p.set_defaults(handler=_retention)
+
+
+def _retention(args: argparse.Namespace) -> int:
+    from insightos_utils.config import find_config, load_config
+    from insightos_utils.ltv.retention import RETENTION_PARAMS_FILE, retention_command
+
+    settings = load_config(find_config(args.config)).ltv
+    if args.price <= 0 or (args.margin is not None and not 0 < args.margin <= 1):
+        raise InputError("--price must be > 0 and --margin in (0, 1]")
+    if args.project < 0:
+        raise InputError("--project must be >= 0")
+    result = retention_command(
+        args.survival,
+        args.out,
+        price=args.price,
+        margin=settings.gross_margin if args.margin is None else args.margin,
+        discount_rate=(
+            settings.monthly_discount_rate if args.discount_rate is None else args.discount_rate
+        ),
+        project=args.project,
+        penalizer=settings.penalizer,
+    )
+    fitted = sum(1 for c in result["cohorts"].values() if c["state"] == "ok")
+    print(
+        f"insightos retention: {fitted} of {len(result['cohorts'])} cohort(s) fitted, "
+        f"{args.out / RETENTION_PARAMS_FILE}",
+        file=sys.stderr,
     )
     return 0
 
@@ -357,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         _run_parser,
         _score_parser,
         _ltv_parser,
+        _retention_parser,
         _serve_parser,
     ):
         add(sub)

@@ -39,6 +39,7 @@ def cdnow_run(
     out = tmp_path_factory.mktemp("cdnow_out")
     argv = ["ltv", "--transactions", str(cdnow_csv), "--calibration-end", "1997-09-30"]
     argv += ["--observation-end", "1998-06-30", "--time-unit", "W", "--out", str(out)]
+    argv += ["--model", "bgnbd"]  # the paper's BG/NBD run (auto picks Pareto/NBD on CDNOW)
     assert cli.main([*argv, "--config", str(defaults_toml), "--no-progress"]) == 0
     return out
 

@@ -67,3 +67,26 @@ def test_04_ltv_without_spend_values_customers_and_names_what_is_not_computed(
     text = executed.read_text()
     assert "Not computed: CAC, LTV/CAC and payback." in text
     assert (run_dir / "new_customer_value.csv").is_file() and "image/png" in text
+
+
+@pytest.mark.notebook
+def test_04_ltv_shows_the_model_choice_and_subscription_retention(
+    tmp_path: Path, run_notebook: Callable[..., Path]
+) -> None:
+    processed = tmp_path / "processed"
+    write_processed_company(processed, subscription=True)
+    run_dir = tmp_path / "run"
+    executed = run_notebook(
+        "04_ltv",
+        run_dir,
+        processed_dir=str(processed),
+        run_dir=str(run_dir),
+        bootstrap_samples=100,
+        business="subscription",
+    )
+    params = json.loads((run_dir / "ltv_params.json").read_text())
+    assert params["valued_with"] == "sbg" and params["business"]["requested"] == "subscription"
+    text = executed.read_text()
+    assert "**Purchase model:" in text and "**subscription**:" in text
+    assert text.count("image/png") >= 4  # holdout, independence, LTV and retention charts
+    assert [row["model"] for row in params["models_compared"]] == ["bgnbd", "paretonbd"]

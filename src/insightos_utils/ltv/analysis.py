@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from insightos_utils.config import LtvConfig
 from insightos_utils.contract import parse_timestamp
+from insightos_utils.ltv.choice import ModelChoice, choose, compare
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.models.bgnbd import BgNbd
 from insightos_utils.ltv.models.gamma_gamma import (
@@ -25,6 +26,7 @@ from insightos_utils.ltv.models.gamma_gamma import (
     IndependenceCheck,
     independence,
 )
+from insightos_utils.ltv.models.paretonbd import ParetoNbd
 from insightos_utils.ltv.rfm import SUMMARY_COLUMNS, rfm_summary
 from insightos_utils.ltv.units import (
     DAYS_PER_MONTH,
@@ -60,27 +62,57 @@ def check_repeat_customers(summary: pd.DataFrame, settings: LtvConfig, where: st
 
 @dataclass
 class FittedModels:
-    """Both models fitted on one summary, with the independence check of its spend."""
+    """The models fitted on one summary, with the independence check of its spend: BG/NBD
+    always, Pareto/NBD where asked for (``[ltv] model`` auto or paretonbd); ``model`` names the
+    purchase model that values customers (``purchases``)."""
 
     bgnbd: BgNbd
     gamma_gamma: GammaGamma
     independence: IndependenceCheck
+    paretonbd: ParetoNbd | None = None
+    model: str = "bgnbd"
+
+    @property
+    def purchases(self) -> BgNbd | ParetoNbd:
+        """The purchase model that values customers."""
+        if self.model == "paretonbd" and self.paretonbd is not None:
+            return self.paretonbd
+        return self.bgnbd
+
+    def paretonbd_json(self) -> dict[str, Any]:
+        if self.paretonbd is None:
+            return {"paretonbd": None}
+        record = self.paretonbd.fitted()
+        limit = self.paretonbd.limit
+        return {
+            "paretonbd": self.paretonbd.params_dict(),
+            "paretonbd_log_likelihood": record.log_likelihood,
+            "paretonbd_fit_rows": record.n_fit_rows,
+            "paretonbd_limit": (
+                None
+                if limit is None
+                else {"model": "NBD (no dropout)", "r": limit.r, "alpha": limit.alpha}
+            ),
+        }
 
     def as_json(self) -> dict[str, Any]:
         bgnbd, gamma_gamma = self.bgnbd.fitted(), self.gamma_gamma.fitted()
+        pareto = None if self.paretonbd is None else self.paretonbd.fitted()
+        fits = {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma}
+        if pareto is not None:
+            fits["paretonbd"] = pareto
         return {
+            "model": self.model,
+            **self.paretonbd_json(),
             "bgnbd": self.bgnbd.params_dict(),
             "gamma_gamma": self.gamma_gamma.params_dict(),
-            "standard_errors": {
-                "bgnbd": bgnbd.standard_errors,
-                "gamma_gamma": gamma_gamma.standard_errors,
-            },
-            "standard_error_notes": {
-                "bgnbd": bgnbd.standard_error_note,
-                "gamma_gamma": gamma_gamma.standard_error_note,
-            },
+            "standard_errors": {name: fit.standard_errors for name, fit in fits.items()},
+            "standard_error_notes": {name: fit.standard_error_note for name, fit in fits.items()},
             "limits": self.limits(),
-            "boundary": [b.as_dict() for b in bgnbd.boundary + gamma_gamma.boundary],
+            "boundary": [
+                b.as_dict()
+                for b in bgnbd.boundary + (pareto.boundary if pareto else []) + gamma_gamma.boundary
+            ],
             "bgnbd_log_likelihood": bgnbd.log_likelihood,
             "n_customers": bgnbd.n_customers,
             "n_repeat_customers": gamma_gamma.n_customers,
@@ -89,10 +121,7 @@ class FittedModels:
             "frequency_monetary_correlation": self.independence.correlation,
             "independence_ok": self.independence.ok,
             "a_plus_b_below_1": self.bgnbd.a_plus_b_below_1,
-            "convergence": {
-                "bgnbd": bgnbd.convergence.as_dict(),
-                "gamma_gamma": gamma_gamma.convergence.as_dict(),
-            },
+            "convergence": {name: fit.convergence.as_dict() for name, fit in fits.items()},
         }
 
     def limits(self) -> dict[str, Any]:
@@ -126,16 +155,45 @@ class FittedModels:
     @property
     def notes(self) -> list[str]:
         note = self.independence.note()
-        return self.bgnbd.notes + self.gamma_gamma.notes + ([note] if note else [])
+        pareto = self.paretonbd.notes if self.paretonbd is not None else []
+        return self.bgnbd.notes + pareto + self.gamma_gamma.notes + ([note] if note else [])
 
 
-def fit_models(summary: pd.DataFrame, settings: LtvConfig) -> FittedModels:
-    """BG/NBD and Gamma-Gamma fitted on ``summary``; the independence check comes first and
-    does not depend on either fit."""
+def fit_models(
+    summary: pd.DataFrame, settings: LtvConfig, model: str | None = None
+) -> FittedModels:
+    """BG/NBD, Pareto/NBD (when ``model``, default ``[ltv] model``, is auto or paretonbd) and
+    Gamma-Gamma fitted on ``summary``; the independence check comes first and does not depend
+    on any fit. ``model`` auto values with BG/NBD until ``choose`` has compared them."""
+    which = settings.model if model is None else model
     check = independence(summary)
     bgnbd = BgNbd(penalizer=settings.penalizer).fit(summary)
+    pareto = (
+        ParetoNbd(penalizer=settings.penalizer).fit(summary)
+        if which in ("auto", "paretonbd")
+        else None
+    )
     gamma_gamma = GammaGamma(penalizer=settings.penalizer).fit(summary)
-    return FittedModels(bgnbd, gamma_gamma, check)
+    chosen = "paretonbd" if which == "paretonbd" else "bgnbd"
+    return FittedModels(bgnbd, gamma_gamma, check, pareto, chosen)
+
+
+def choose_model(
+    calibration: pd.DataFrame, models: FittedModels, requested: str, with_holdout: bool
+) -> ModelChoice:
+    """The purchase model that values customers: the requested one, or under auto the one the
+    holdout comparison picks (``choice.RULE``); the comparison is recorded whenever both ran."""
+    fitted: dict[str, tuple[Any, float]] = {"bgnbd": (models.bgnbd, models.bgnbd.log_likelihood)}
+    if models.paretonbd is not None:
+        fitted["paretonbd"] = (models.paretonbd, models.paretonbd.log_likelihood)
+    rows = compare(calibration, fitted) if with_holdout else []
+    if requested != "auto":
+        return ModelChoice(requested, requested, f'set by [ltv] model = "{requested}"', rows)
+    if not with_holdout:
+        return ModelChoice(
+            "bgnbd", requested, "BG/NBD (the default): no holdout to compare the models on", rows
+        )
+    return choose(rows, requested)
 
 
 @dataclass
@@ -148,6 +206,7 @@ class LtvAnalysis:
     models: FittedModels
     holdout: HoldoutValidation | None
     validation_summary: pd.DataFrame | None
+    choice: ModelChoice | None = None
 
     @property
     def bgnbd(self) -> BgNbd:
@@ -196,7 +255,9 @@ def analyse_ltv(
         step("RFM summary")
         models = fit_models(calibration, settings)
         step("fits")
-        holdout = holdout_validation(calibration, models.bgnbd) if with_holdout else None
+        choice = choose_model(calibration, models, settings.model, with_holdout)
+        models.model = choice.model
+        holdout = holdout_validation(calibration, models.purchases) if with_holdout else None
         fitted_through = calibration_end
         summary = calibration[[*SUMMARY_COLUMNS, "first_purchase_value"]]
         validation = None
@@ -204,10 +265,10 @@ def analyse_ltv(
             validation = {"calibration_end": calibration_end.isoformat(), **models.as_json()}
             summary = rfm_summary(transactions, observation_end, None, time_unit)
             step("refit: RFM summary")
-            models = fit_models(summary, settings)
+            models = fit_models(summary, settings, choice.model)
             step("refit: fits")
             fitted_through = observation_end
-        table = customer_ltv(summary, models.bgnbd, models.gamma_gamma, settings)
+        table = customer_ltv(summary, models.purchases, models.gamma_gamma, settings)
         step("LTV")
     params: dict[str, Any] = {
         "state": "ok",
@@ -227,6 +288,8 @@ def analyse_ltv(
         "purchase_convention": PURCHASE_CONVENTION,
         "mean_ltv": float(table["ltv"].mean()),
         "total_ltv": float(table["ltv"].sum()),
+        "model_choice": choice.as_dict(),
+        "models_compared": choice.compared,
         "holdout": holdout.as_dict() if holdout else None,
         "validation": validation,
         "notes": models.notes,
@@ -238,4 +301,5 @@ def analyse_ltv(
         models=models,
         holdout=holdout,
         validation_summary=calibration if with_holdout else None,
+        choice=choice,
     )

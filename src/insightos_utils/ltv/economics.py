@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from insightos_utils.ltv.intervals import RefitDraws
 
 from insightos_utils.config import LtvConfig
 from insightos_utils.contract import NO_CAMPAIGN
@@ -31,6 +34,9 @@ CAMPAIGN_LTV_COLUMNS = [
     "ltv_to_cac_ci_low",
     "ltv_to_cac_ci_high",
     "payback_months",
+    "interval_method",
+    "ltv_ci_low_sampling",
+    "ltv_ci_high_sampling",
 ]
 
 
@@ -108,8 +114,13 @@ def campaign_ltv(
     campaign_spend: pd.DataFrame | None,
     settings: LtvConfig,
     seed: int = 42,
+    refit: RefitDraws | None = None,
 ) -> pd.DataFrame:
     """Mean LTV per acquisition campaign with a percentile bootstrap interval, CAC and payback.
+
+    With ``refit`` (draws aligned with ``customer_ltv``'s rows, ``intervals.refit_bootstrap``)
+    the interval is the refit bootstrap's (sampling + parameters, ``interval_method`` "refit");
+    the sampling-only interval is kept beside it (``ltv_ci_*_sampling``) either way.
 
     ``ltv_to_cac`` carries the LTV interval divided by CAC; ``payback_months`` is when the
     campaign's mean cumulative expected margin (undiscounted) reaches CAC (inf: not within the
@@ -125,7 +136,11 @@ def campaign_ltv(
         members = (campaigns == name).to_numpy()
         n = int(members.sum())
         draws = bootstrap_means(ltv[members], settings.bootstrap_samples, rng)
-        low, high = percentile_interval(draws)
+        sampling_low, sampling_high = percentile_interval(draws)
+        low, high, method = sampling_low, sampling_high, "sampling"
+        if refit is not None and n and refit.samples:
+            low, high = percentile_interval(refit.group_means(members))
+            method = "refit"
         campaign_spent = float(spend.get(name, float("nan")))
         campaign_cac = cac(campaign_spent, n)
         mean = float(ltv[members].mean()) if n else float("nan")
@@ -150,6 +165,9 @@ def campaign_ltv(
                 "ltv_to_cac_ci_low": low / campaign_cac,
                 "ltv_to_cac_ci_high": high / campaign_cac,
                 "payback_months": payback_months(cumulative, campaign_cac) if n else float("nan"),
+                "interval_method": method,
+                "ltv_ci_low_sampling": sampling_low,
+                "ltv_ci_high_sampling": sampling_high,
             }
         )
     table = pd.DataFrame(rows, columns=CAMPAIGN_LTV_COLUMNS)
@@ -172,13 +190,20 @@ class ReferenceRatio:
     ci_high: float
     bootstrap_samples: int
     confidence: float = CONFIDENCE
+    interval_method: str = "sampling"
+    sampling_ci_low: float = float("nan")
+    sampling_ci_high: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def reference_ratio(
-    customer_ltv: pd.DataFrame, users: pd.DataFrame, settings: LtvConfig, seed: int = 42
+    customer_ltv: pd.DataFrame,
+    users: pd.DataFrame,
+    settings: LtvConfig,
+    seed: int = 42,
+    refit: RefitDraws | None = None,
 ) -> ReferenceRatio | None:
     """The reference campaign's mean LTV divided by all other customers', bootstrapped.
 
@@ -197,7 +222,13 @@ def reference_ratio(
     other_draws = bootstrap_means(others, samples, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = reference_draws / other_draws
-    low, high = percentile_interval(ratios)
+    sampling_low, sampling_high = percentile_interval(ratios)
+    low, high, method = sampling_low, sampling_high, "sampling"
+    if refit is not None and refit.samples:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            refit_ratios = refit.group_means(is_reference) / refit.group_means(~is_reference)
+        low, high = percentile_interval(refit_ratios)
+        method = "refit"
     return ReferenceRatio(
         campaign=settings.reference_campaign,
         reference_customers=len(reference),
@@ -208,4 +239,7 @@ def reference_ratio(
         ci_low=low,
         ci_high=high,
         bootstrap_samples=samples,
+        interval_method=method,
+        sampling_ci_low=sampling_low,
+        sampling_ci_high=sampling_high,
     )

@@ -4,7 +4,7 @@ notebook's conclusion and the parameter table, every number taken from the analy
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -100,11 +100,18 @@ def next_dollar_recommendation(
     return " ".join(sentences)
 
 
+def fitted_models(analysis: LtvAnalysis) -> list[Any]:
+    """The fits to report: BG/NBD, Pareto/NBD where it was fitted, Gamma-Gamma."""
+    pareto = analysis.models.paretonbd
+    return [analysis.bgnbd, *([pareto] if pareto is not None else []), analysis.gamma_gamma]
+
+
 def parameters_table(analysis: LtvAnalysis) -> pd.DataFrame:
     """The fitted parameters with their standard errors, one row per parameter; at a boundary
     the limit's value (0 or infinity) and, below, the limiting model's own parameters."""
     rows = []
-    for model, fit in (("BG/NBD", analysis.bgnbd), ("Gamma-Gamma", analysis.gamma_gamma)):
+    for fit in fitted_models(analysis):
+        model = fit.title
         for name, value in fit.params_dict().items():
             error = fit.standard_errors.get(name)
             rows.append(
@@ -166,7 +173,7 @@ def model_findings(analysis: LtvAnalysis) -> list[str]:
     """Sentences on boundary optima, missing standard errors and fits that did not converge."""
     sentences = []
     limits = analysis.models.limits()
-    for model in (analysis.bgnbd, analysis.gamma_gamma):
+    for model in fitted_models(analysis):
         record = model.fitted()
         for boundary in record.boundary:
             words = BOUNDARY_WORDS.get((boundary.model, boundary.parameter), boundary.meaning)
@@ -195,7 +202,7 @@ def fit_report(analysis: LtvAnalysis) -> str:
     """How the fits went, in words: convergence as measured, boundary findings, missing
     standard errors (Markdown)."""
     lines = []
-    for model in (analysis.bgnbd, analysis.gamma_gamma):
+    for model in fitted_models(analysis):
         record = model.fitted()
         convergence = record.convergence
         state = "converged" if convergence.converged else "did **not** converge"

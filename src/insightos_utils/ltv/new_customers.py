@@ -6,7 +6,7 @@ horizon: the first purchase (at acquisition, undiscounted) plus the discounted m
 repeat purchases a customer with no history yet is expected to make (``value.new_customer_ltv``).
 
 Each campaign with at least ``min_campaign_customers`` customers and ``min_repeat_customers``
-repeat buyers gets its own BG/NBD and Gamma-Gamma fit (campaigns differ in how often their
+repeat buyers gets its own fit of the chosen purchase model and Gamma-Gamma (campaigns differ in how often their
 customers come back); the others use the overall fit and the overall value (``fallback``), as
 does the ``(all)`` row. The interval combines the sampling spread of the campaign's mean first
 purchase (bootstrap) with the fitted models' parameter uncertainty (draws from the asymptotic
@@ -17,7 +17,8 @@ and ``interval`` says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from insightos_utils.ltv.analysis import FittedModels, fit_models
 from insightos_utils.ltv.economics import bootstrap_means, percentile_interval
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.value import new_customer_ltv
+
+if TYPE_CHECKING:
+    from insightos_utils.ltv.intervals import RefitDraws
 
 ALL_CAMPAIGNS = "(all)"
 NEW_CUSTOMER_VALUE_FILE = "new_customer_value.csv"
@@ -39,6 +43,7 @@ NEW_CUSTOMER_VALUE_COLUMNS = [
     "fallback",
     "basis",
     "interval",
+    "interval_method",
 ]
 
 
@@ -50,6 +55,7 @@ class NewCustomerValue:
     low: float
     high: float
     interval: str
+    method: str = "asymptotic"
 
 
 def value_of_new_customer(
@@ -60,11 +66,11 @@ def value_of_new_customer(
 ) -> NewCustomerValue:
     """Mean first purchase plus the repeat value of a customer with no history, with interval."""
     margin = settings.gross_margin
-    repeat = float(new_customer_ltv(models.bgnbd, models.gamma_gamma, settings)[0])
+    repeat = float(new_customer_ltv(models.purchases, models.gamma_gamma, settings)[0])
     value = margin * float(np.mean(first_purchases)) + repeat
     samples = max(int(settings.bootstrap_samples), 1)
     first_draws = margin * bootstrap_means(first_purchases, samples, rng)
-    purchases = models.bgnbd.draws(samples, rng)
+    purchases = models.purchases.draws(samples, rng)
     spend = models.gamma_gamma.draws(samples, rng)
     if purchases is None or spend is None:
         draws = first_draws + repeat
@@ -82,6 +88,7 @@ def new_customer_value(
     overall: FittedModels,
     settings: LtvConfig,
     seed: int = 42,
+    refit: RefitDraws | None = None,
 ) -> pd.DataFrame:
     """The table ``new_customer_value.csv``: one row per campaign with customers, and ``(all)``.
 
@@ -92,6 +99,20 @@ def new_customer_value(
     first = summary["first_purchase_value"].to_numpy(float)
     names = campaigns.to_numpy(str)
     everyone = value_of_new_customer(first, overall, settings, rng)
+    if refit is not None and refit.samples:
+        ok = np.isfinite(refit.new_customer_repeat)
+        weights = refit.weights[ok]
+        first_means = (weights @ first) / weights.sum(axis=1)
+        low, high = percentile_interval(
+            settings.gross_margin * first_means + refit.new_customer_repeat[ok]
+        )
+        everyone = replace(
+            everyone,
+            low=low,
+            high=high,
+            interval="customers resampled, both models refitted each time",
+            method="refit",
+        )
     rows = [_row(ALL_CAMPAIGNS, len(first), everyone, False, "overall fit, every customer")]
     for name in sorted(set(names)):
         members = names == name
@@ -112,7 +133,7 @@ def new_customer_value(
             rows.append(_row(name, count, everyone, True, basis))
             continue
         try:
-            own = fit_models(summary[members], settings)
+            own = fit_models(summary[members], settings, overall.model)
         except FitError as error:
             rows.append(_row(name, count, everyone, True, f"overall value: {error}"))
             continue
@@ -133,4 +154,5 @@ def _row(
         "fallback": fallback,
         "basis": basis,
         "interval": value.interval,
+        "interval_method": value.method,
     }

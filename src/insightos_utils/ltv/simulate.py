@@ -1,6 +1,7 @@
 """Simulated companies with known parameters, for checks and benchmarks (never for results).
 
-``simulate_transactions`` draws a BG/NBD + Gamma-Gamma world; ``simulate_subscription``
+``simulate_transactions`` draws a BG/NBD + Gamma-Gamma world, ``simulate_paretonbd`` a
+Pareto/NBD + Gamma-Gamma one; ``simulate_subscription``
 draws a subscription-like company (regular intervals, no churn, similar amounts), the shape
 where both models' optima lie on a boundary.
 """
@@ -13,6 +14,7 @@ import pandas as pd
 from insightos_utils.contract import parse_timestamp
 from insightos_utils.ltv.models.bgnbd import BgNbdParams
 from insightos_utils.ltv.models.gamma_gamma import GammaGammaParams
+from insightos_utils.ltv.models.paretonbd import ParetoNbdParams
 from insightos_utils.ltv.units import unit_days
 
 
@@ -52,6 +54,55 @@ def simulate_transactions(
         customers.append(active)
         offsets.append(first_days[active] + clock[active] * length_days)
         active = active[rng.random(len(active)) >= dropout[active]]
+    return _as_transactions(rng, customers, offsets, spend_rate, gamma_gamma, start, id_prefix)
+
+
+def simulate_paretonbd(
+    n_customers: int,
+    paretonbd: ParetoNbdParams,
+    gamma_gamma: GammaGammaParams,
+    start: str | pd.Timestamp = "2024-01-01",
+    acquisition_days: int = 84,
+    end: str | pd.Timestamp = "2025-06-30",
+    time_unit: str = "W",
+    seed: int = 0,
+    id_prefix: str = "p",
+) -> pd.DataFrame:
+    """Contract transactions drawn from a Pareto/NBD + Gamma-Gamma world: Poisson purchases at
+    rate lambda ~ Gamma(r, alpha) per ``time_unit`` during an exponential lifetime of rate
+    mu ~ Gamma(s, beta); acquisition and spend as in ``simulate_transactions``."""
+    rng = np.random.default_rng(seed)
+    length_days = unit_days(time_unit)
+    start, end = parse_timestamp(start), parse_timestamp(end)
+    rate = rng.gamma(paretonbd.r, 1 / paretonbd.alpha, n_customers)
+    lifetime = rng.exponential(1.0, n_customers) / rng.gamma(
+        paretonbd.s, 1 / paretonbd.beta, n_customers
+    )
+    spend_rate = rng.gamma(gamma_gamma.q, 1 / gamma_gamma.v, n_customers)
+    first_days = rng.uniform(0, acquisition_days, n_customers)
+    span_units = ((end - start) / pd.Timedelta(days=1) - first_days) / length_days
+    horizon = np.minimum(span_units, lifetime)
+    customers = [np.arange(n_customers)]
+    offsets = [first_days]
+    clock = np.zeros(n_customers)
+    active = np.flatnonzero(horizon > 0)
+    while len(active):
+        clock[active] += rng.exponential(1.0, len(active)) / rate[active]
+        active = active[clock[active] <= horizon[active]]
+        customers.append(active)
+        offsets.append(first_days[active] + clock[active] * length_days)
+    return _as_transactions(rng, customers, offsets, spend_rate, gamma_gamma, start, id_prefix)
+
+
+def _as_transactions(
+    rng: np.random.Generator,
+    customers: list[np.ndarray],
+    offsets: list[np.ndarray],
+    spend_rate: np.ndarray,
+    gamma_gamma: GammaGammaParams,
+    start: pd.Timestamp,
+    id_prefix: str,
+) -> pd.DataFrame:
     who = np.concatenate(customers)
     when = np.concatenate(offsets)
     value = rng.gamma(gamma_gamma.p, 1 / spend_rate[who])
@@ -82,9 +133,12 @@ def simulate_subscription(
     price_noise: float = 0.03,
     seed: int = 0,
     id_prefix: str = "s",
+    churn: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Contract transactions of a subscription-like company: regular purchases, no churn, similar
-    amounts (the shape where BG/NBD's dropout and Gamma-Gamma's spread vanish).
+    amounts (the shape where BG/NBD's dropout and Gamma-Gamma's spread vanish). With ``churn``
+    = (alpha, beta) an sBG world instead: each customer cancels after each period with
+    probability theta ~ Beta(alpha, beta) (they pay a Geometric(theta) number of periods).
 
     Customers sign up uniformly over ``acquisition_days`` from ``start`` and buy every
     ``period`` days until ``end``, never stopping; each customer's period is ``period_days``
@@ -100,6 +154,8 @@ def simulate_subscription(
     period = period_days * np.exp(rng.normal(0.0, period_spread, n_customers))
     renewals = np.floor((span_days - first) / period).astype(np.int64)
     counts = np.maximum(renewals, 0) + 1
+    if churn is not None:
+        counts = np.minimum(counts, rng.geometric(rng.beta(churn[0], churn[1], n_customers)))
     who = np.repeat(np.arange(n_customers), counts)
     number = np.arange(len(who)) - np.repeat(np.cumsum(counts) - counts, counts)
     when = (

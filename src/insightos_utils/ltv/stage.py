@@ -25,10 +25,17 @@ from insightos_utils.ltv.economics import (
     reference_ratio,
     spend_by_campaign,
 )
+from insightos_utils.ltv.intervals import INTERVAL_METHODS, refit_bootstrap
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.narrative import next_dollar_recommendation
 from insightos_utils.ltv.new_customers import new_customer_value
 from insightos_utils.ltv.outputs import write_ltv_outputs, write_skipped_outputs
+from insightos_utils.ltv.subscription import (
+    customer_pattern,
+    payment_days,
+    recognise,
+    value_subscribers,
+)
 from insightos_utils.ltv.transactions import calibration_end_for, transactions_as_of
 from insightos_utils.stages import StageOutcome, StageRecord, StageSkipped, run_stage
 
@@ -130,12 +137,54 @@ def _compute(
             str(error), "More purchase history, or a check of the data the message names."
         ) from error
     seed = config.scoring.random_seed
+    pattern = customer_pattern(payment_days(transactions))
+    business = recognise(pattern, settings.business)
+    analysis.params["business"] = business.as_dict()
+    analysis.params["valued_with"] = analysis.params["model"]
+    per_campaign = None
+    if business.kind == "subscription":
+        ids = pd.DataFrame({"user_id": pattern.index.astype(str)})
+        owners = customer_campaigns(ids, data.users)
+        owners.index = pattern.index
+        valued = value_subscribers(pattern, owners, as_of, settings, seed)
+        analysis.customer_ltv = valued.customer_ltv
+        analysis.params.update(
+            valued_with="sbg",
+            subscription={"campaigns": valued.campaigns},
+            mean_ltv=float(valued.customer_ltv["ltv"].mean()),
+            total_ltv=float(valued.customer_ltv["ltv"].sum()),
+        )
+        per_campaign = valued.new_customer_value
+    refit = None
+    if settings.interval_method == "refit" and per_campaign is None:
+        refit = refit_bootstrap(
+            analysis.summary, settings, analysis.models.model, seed, show_progress=show_progress
+        )
+        low, high = refit.customer_interval()
+        analysis.customer_ltv["ltv_low_80"] = low
+        analysis.customer_ltv["ltv_high_80"] = high
+    analysis.params["intervals"] = {
+        "interval_method": "refit" if refit is not None else "sampling",
+        "meaning": INTERVAL_METHODS["refit" if refit is not None else "sampling"],
+        "refit_samples": refit.samples if refit is not None else 0,
+        "refit_failed": refit.failed if refit is not None else 0,
+        "customer_interval": (
+            "ltv_low_80 / ltv_high_80 in customer_ltv.csv: the central 80% of each customer's "
+            "expected value over the refits (parameter uncertainty; not the spread of realised "
+            "purchases)"
+            if refit is not None
+            else None
+        ),
+    }
     customers = analysis.customer_ltv
-    table = campaign_ltv(customers, data.users, data.campaign_spend, settings, seed)
-    ratio = reference_ratio(customers, data.users, settings, seed)
+    table = campaign_ltv(customers, data.users, data.campaign_spend, settings, seed, refit)
+    ratio = reference_ratio(customers, data.users, settings, seed, refit)
     recommendation = next_dollar_recommendation(table, ratio, settings.horizon_months)
-    campaigns = customer_campaigns(customers, data.users)
-    per_campaign = new_customer_value(analysis.summary, campaigns, analysis.models, settings, seed)
+    if per_campaign is None:
+        campaigns = customer_campaigns(customers, data.users)
+        per_campaign = new_customer_value(
+            analysis.summary, campaigns, analysis.models, settings, seed, refit
+        )
     missing = [state for state in (economics_state(data.campaign_spend),) if state is not None]
     analysis.params["economics"] = missing[0].as_dict() if missing else {"state": "ok"}
     written = write_ltv_outputs(run_dir, analysis, table, ratio, recommendation, per_campaign)

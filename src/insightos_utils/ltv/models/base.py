@@ -33,7 +33,7 @@ from threadpoolctl import ThreadpoolController
 
 from insightos_utils.errors import InsightOSError
 
-OPTIMIZER = "scipy L-BFGS-B on log-parameters, analytic gradient"
+OPTIMIZER = "scipy L-BFGS-B on log-parameters"
 LOG_BOUND = 18.42  # parameters searched within exp(-18.42) .. exp(18.42), about 1e-8 .. 1e8
 MAX_ITERATIONS = 2000
 GRADIENT_TOLERANCE = 1e-5  # projected gradient of the per-customer mean objective
@@ -162,6 +162,7 @@ class LikelihoodModel(ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     parameter_names: ClassVar[tuple[str, ...]] = ()
+    gradient: ClassVar[str] = "analytic gradient"
 
     def __init__(self, penalizer: float = 0.0) -> None:
         self.penalizer = penalizer
@@ -329,7 +330,7 @@ class LikelihoodModel(ABC):
         convergence = Convergence(
             model=self.title,
             converged=bool(converged),
-            optimizer=OPTIMIZER,
+            optimizer=f"{OPTIMIZER}, {self.gradient}",
             message=message,
             iterations=iterations,
             function_evaluations=int(best_result.nfev),
@@ -436,9 +437,12 @@ class LikelihoodModel(ABC):
             raise ValueError(f"{self.title} model has not been fitted")
         return self.record
 
-    def fit_rows(self, rows: WeightedRows, n_customers: int) -> Optimum:
-        """Maximise, measure precision, and keep the record; returns the optimum."""
-        optimum = self.maximise(rows)
+    def fit_rows(
+        self, rows: WeightedRows, n_customers: int, starts: Sequence[np.ndarray] | None = None
+    ) -> Optimum:
+        """Maximise (from ``starts``, e.g. a warm start, or the model's own starting points),
+        measure precision, and keep the record; returns the optimum."""
+        optimum = self.maximise(rows, starts)
         errors, note, covariance = self.precision(optimum, rows)
         self.record = FitRecord(
             log_likelihood=optimum.log_likelihood,
