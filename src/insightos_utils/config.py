@@ -128,6 +128,7 @@ class LtvConfig:
     model: str = choice("auto", "auto", "bgnbd", "paretonbd")
     business: str = choice("auto", "auto", "non-contractual", "subscription")
     interval_method: str = choice("refit", "refit", "sampling")
+    refit_samples: int = number(200, 10)
     min_repeat_customers: int = number(20, 2)
     min_campaign_customers: int = number(30, 1)
 

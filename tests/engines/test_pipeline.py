@@ -185,6 +185,7 @@ def _numbers(document: Any, path: str = "") -> dict[str, Any]:
 @pytest.mark.postgres
 @pytest.mark.notebook
 @pytest.mark.slow
+@pytest.mark.extended  # two whole runs; `make test-slow` (the engine calls are compared above)
 def test_insightos_run_source_gives_the_file_paths_scored_leads_and_ltv(
     small_raw: Path, postgres_schema_url: str, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ def test_campaign_table_reports_both_intervals() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # `make test-slow`
 def test_refit_interval_covers_the_true_campaign_value() -> None:
     """Small worlds (300 customers, 40 refits, 24 worlds): the refit 95% interval covers the
     true mean expected LTV (under the true parameters) in most worlds and at least as often as

@@ -158,7 +158,12 @@ def _compute(
     refit = None
     if settings.interval_method == "refit" and per_campaign is None:
         refit = refit_bootstrap(
-            analysis.summary, settings, analysis.models.model, seed, show_progress=show_progress
+            analysis.summary,
+            settings,
+            analysis.models.model,
+            seed,
+            samples=settings.refit_samples,
+            show_progress=show_progress,
         )
         low, high = refit.customer_interval()
         analysis.customer_ltv["ltv_low_80"] = low
