@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from insightos_utils import reports as portal
+from insightos_utils import notebook_html
 from insightos_utils.config import PipelineConfig, notebook_parameters
 from insightos_utils.errors import InputError, InsightOSError
 from insightos_utils.ingest import redact_url, split_password
@@ -160,7 +160,7 @@ def execute(
     shown = {k: redact_url(v) if k.endswith("_url") else v for k, v in parameters.items()}
     record: dict[str, Any] = {
         "name": notebook.name,
-        "title": portal.notebook_title(nbformat.read(notebook, as_version=4), notebook.stem),
+        "title": notebook_html.notebook_title(nbformat.read(notebook, as_version=4), notebook.stem),
         "status": "running",
     }
     meta.setdefault("notebooks", []).append(record)
@@ -187,7 +187,7 @@ def execute(
         raise failure from error
     record["seconds"] = round(time.perf_counter() - start, 2)
     render_start = time.perf_counter()
-    html = portal.render_html(executed, executed.with_suffix(".html"))
+    html = notebook_html.render_html(executed, executed.with_suffix(".html"))
     record.update(
         status="ok", render_seconds=round(time.perf_counter() - render_start, 2), html=html.name
     )
