@@ -668,8 +668,12 @@ def test_ingest_reads_what_the_collector_wrote(db_url: str, tmp_path: Path) -> N
         path = f"{base}/v1/users/lead-0/status"
         assert httpx.post(path, json=converted, headers=backend).status_code == 200
 
+    # the rows themselves: [data] engine = "memory" copies the events out (the default for a
+    # database source, "source", leaves them there and computes the features in it)
+    config = tmp_path / "memory.toml"
+    config.write_text('[data]\nengine = "memory"\n')
     out = tmp_path / "processed"
-    assert main(["ingest", "--source", db_url, "--out", str(out)]) == 0
+    assert main(["ingest", "--source", db_url, "--out", str(out), "--config", str(config)]) == 0
     report = json.loads((out / "ingest_report.json").read_text())
     assert report["tables"]["users"]["rejected_rows"] == 0
     assert report["tables"]["events"]["rejected_rows"] == 0

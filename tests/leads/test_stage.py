@@ -55,6 +55,7 @@ def test_the_feature_table_02_eda_wrote_is_the_one_03_uses(
     assert earlier.feature_table.iloc[0]["days_active"] != 99
 
 
+@pytest.mark.extended  # `make test-slow`: the corpus runs no_transactions on the crm profile
 @pytest.mark.notebook
 def test_lead_scoring_notebook_runs_on_a_company_with_other_event_names(
     run_notebook, tmp_path: Path

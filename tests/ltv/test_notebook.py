@@ -39,6 +39,7 @@ def test_04_ltv_notebook_runs_headlessly(tmp_path: Path, run_notebook: Callable[
     assert "where to put the next dollar" in text.lower()
 
 
+@pytest.mark.extended  # `make test-slow`: the corpus' no_transactions run covers it
 @pytest.mark.notebook
 def test_04_ltv_without_transactions_says_what_is_missing_and_finishes(
     tmp_path: Path, run_notebook: Callable[..., Path]
@@ -54,6 +55,7 @@ def test_04_ltv_without_transactions_says_what_is_missing_and_finishes(
     assert pd.read_csv(run_dir / "campaign_ltv.csv").empty
 
 
+@pytest.mark.extended  # `make test-slow`: the corpus' no_campaign_spend shape
 @pytest.mark.notebook
 def test_04_ltv_without_spend_values_customers_and_names_what_is_not_computed(
     tmp_path: Path, run_notebook: Callable[..., Path]

@@ -372,6 +372,7 @@ def test_run_ids_sort_by_time_and_urls_hide_passwords() -> None:
     assert "secret" not in runner.redact_url("postgresql+psycopg://bob:secret@db:5432/crm")
 
 
+@pytest.mark.extended  # `make test-slow`: every notebook already runs in the corpus and pipeline_run
 @pytest.mark.notebook
 @pytest.mark.slow
 def test_notebooks_pass_nbval_on_small_parameters(repo_root: Path, tmp_path: Path) -> None:
