@@ -127,7 +127,7 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
 
 
 _IN_MEMORY = """
-fields = contract.marketing_fields(users["marketing"])
+fields = marketing_fields(users["marketing"])
 for name in contract.MARKETING_FIELDS:
     users[name] = fields[name].to_numpy()
 read_seconds = time.perf_counter() - start
@@ -150,6 +150,7 @@ MEMORY_CHILD = (
 import time
 import pandas as pd
 from insightos_utils import contract
+from insightos_utils.ingest.fastpath import marketing_fields
 from insightos_utils.leads import features
 start = time.perf_counter()
 users = pd.read_parquet(FOLDER + "/users.parquet")
@@ -191,6 +192,7 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 from insightos_utils import contract
+from insightos_utils.ingest.fastpath import marketing_fields
 from insightos_utils.leads import features
 start = time.perf_counter()
 engine = sa.create_engine(URL)
