@@ -444,7 +444,7 @@ def _on_engine(
 ) -> EarlyActivity:
     """The engine path: the events are counted where they live (``engines.activity``), only
     the name summary and the per-user columns come back."""
-    from insightos_utils.engines.activity import NEVER, activity_counts_on
+    from insightos_utils.engines.activity import activity_counts_on
 
     chosen: list[int] = []
 
@@ -459,12 +459,14 @@ def _on_engine(
     if not found.events_present:
         empty = np.zeros((n, 0), dtype=np.int64)
         return _activity(cohort, window_days, [], np.zeros(0), [], empty, empty, 0, 0, False)
-    position = pd.Index(cohort.table["user_id"]).get_indexer(found.user_ids.astype(object))
-    known = position >= 0  # the engine's users are the processed users: all known
-    first_us = np.full((n, k), NEVER, dtype=np.int64)
+    # the engine's numbers for its cohort users -> rows here (-1: a user not in this table)
+    row_of_key = pd.Index(cohort.table["user_id"]).get_indexer(found.user_ids)
+    rows = row_of_key[found.user_key]
+    known = rows >= 0
+    first_us = np.full((n, k), _NEVER, dtype=np.int64)
     counts = np.zeros((n, k), dtype=np.int64)
-    first_us[position[known]] = found.first_us[known]
-    counts[position[known]] = found.counts[known]
+    first_us[rows[known], found.column[known]] = found.first_us[known]
+    counts[rows[known], found.column[known]] = found.counts[known]
     names = found.names
     return _activity(
         cohort, window_days, [str(name) for name in names.index],
