@@ -13,13 +13,13 @@ apart (``read_s``) and ``analyse_s`` (the counting, funnel, campaigns, friction,
 - ``memory_categorical_ids``: the same with ids stored as categoricals (encoded once upstream);
 - ``memory_dictionary_read`` (with ``--dictionary-read``): the string-id file read with
   ``read_dictionary`` (pyarrow builds the categories while reading), then the categorical
-  path. Measured here at 200,000 users / 10,000,000 events: the read took 21 s against 3 s
-  (Parquet's dictionary pages overflow for a million distinct ids, so pyarrow hashes every
-  value), so ingest's plain strings stay the input;
+  path. Measured here at 200,000 users / 10,000,000 events (a loaded machine): the read took
+  21 s against 3 s for plain strings, so it is not the default;
 - ``duckdb_engine``: what a 50M-event folder gets under ``[data] engine = "auto"``: the users
   read into pandas, the events left in the Parquet file (an empty placeholder carrying the
   engine reference, as ``read_processed`` hands them over) and counted by DuckDB there
-  (``engines.activity``); only the name summary and the per-user columns come back.
+  (``engines.activity``); only the name summary and the per-(user, name) counts and first
+  times come back.
 
 Peak RSS covers the whole child, input included; ``cpu_s`` (all threads) is reported next to
 the wall time: on a shared machine the wall time says as much about the neighbours as about

@@ -468,11 +468,17 @@ def _on_engine(
     first_us[rows[known], found.column[known]] = found.first_us[known]
     counts[rows[known], found.column[known]] = found.counts[known]
     names = found.names
-    return _activity(
+    activity = _activity(
         cohort, window_days, [str(name) for name in names.index],
         names["users"].to_numpy(dtype=np.int64), chosen, first_us, counts,
         int(names["events"].sum()), int(names["counted"].sum()),
     )  # fmt: skip
+    where = {"source": "in the source database", "duckdb": "by DuckDB", "spark": "by Spark"}
+    activity.notes.append(
+        f"The {activity.events_read:,} events were counted {where.get(ref.engine, ref.engine)} "
+        "where they are stored ([data] engine); only per-user counts came into this notebook."
+    )
+    return activity
 
 
 def early_activity(
