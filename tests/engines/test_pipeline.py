@@ -21,6 +21,13 @@ from insightos_utils.engines import pipeline
 from insightos_utils.ingest import events_per_week, ingest, read_processed
 from insightos_utils.leads import features
 from insightos_utils.ltv.rfm import rfm_summary
+from insightos_utils.product.stage import (
+    CAMPAIGN_FILE,
+    DRIVERS_FILE,
+    FRICTION_FILE,
+    FUNNEL_FILE,
+    run_product,
+)
 
 from .conftest import _copy_rows
 
@@ -88,6 +95,7 @@ def memory_results(small_raw: Path, tmp_path_factory: pytest.TempPathFactory) ->
     assert report["engine"]["name"] == "memory"  # auto, a small folder
     results = pipeline_results(out)
     results["data"] = read_processed(out)
+    results["processed"] = out
     assert results["engine"] is None  # the numpy path: no engine reference at all
     assert results["spec"].excluded_events and len(results["table"]) == N_USERS
     assert results["table"]["events_other"].sum() > 0 and len(results["rfm"]) > 20
@@ -143,6 +151,19 @@ def test_source_engine_computes_in_postgres_and_keeps_the_events_there(
     expected_weekly = events_per_week(expected.events)
     pd.testing.assert_series_equal(weekly, expected_weekly, check_index_type=False)
     assert weekly.sum() == report["tables"]["events"]["rows_written"]
+    # 05_product: the funnel counted in the database, the same outputs as from the files
+    memory_run = run_product(tmp_path / "files_run", _product_config(memory_results["processed"]))
+    database_run = run_product(tmp_path / "database_run", _product_config(out))
+    assert memory_run.ok and database_run.ok, database_run.record
+    for name in (FUNNEL_FILE, DRIVERS_FILE, FRICTION_FILE, CAMPAIGN_FILE):
+        expected_table = pd.read_csv(tmp_path / "files_run" / name)
+        assert len(expected_table) >= 2, name
+        got_table = pd.read_csv(tmp_path / "database_run" / name)
+        pd.testing.assert_frame_equal(got_table, expected_table, rtol=1e-12)
+
+
+def _product_config(processed: Path) -> PipelineConfig:
+    return PipelineConfig().with_overrides(processed_dir=str(processed))
 
 
 # --- insightos run --source: the whole pipeline ------------------------------------------------
@@ -234,5 +255,7 @@ def test_insightos_run_source_gives_the_file_paths_scored_leads_and_ltv(
     same_scores = [c for c in pulled.columns if c not in ("scored_at",)]
     pd.testing.assert_frame_equal(pushed[same_scores], pulled[same_scores])
     stages = json.loads((in_database / "stages.json").read_text())
-    assert stages["product"]["state"] == "skipped"
-    assert "stay in the source database" in stages["product"]["reason"]
+    assert stages["product"] == {"state": "ok"}  # the funnel counted in the database
+    pd.testing.assert_frame_equal(
+        pd.read_csv(in_database / FUNNEL_FILE), pd.read_csv(from_files / FUNNEL_FILE), rtol=1e-12
+    )

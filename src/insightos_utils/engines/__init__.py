@@ -6,8 +6,8 @@ per-user (or per-name) rows come back. The in-memory pandas path stays in the fe
 modules (engine ``"memory"``); ``choose_engine`` says which engine a source gets.
 
 Modules: ``choice`` (the engine rule, resources), ``sources`` (tables opened on an engine),
-``aggregates`` (event columns, vocabulary), ``rfm`` (RFM summary), ``validation`` (ingest's
-contract checks as SQL in the database).
+``aggregates`` (event columns, vocabulary), ``rfm`` (RFM summary), ``activity`` (the product
+stage's early activity), ``validation`` (ingest's contract checks as SQL in the database).
 """
 
 from insightos_utils.engines.aggregates import (

@@ -57,11 +57,27 @@ class EngineTables:
             return self.backend.to_pyarrow(expression).to_pandas()
         return self.backend.execute(expression)
 
+    def release(self, cached: ir.Table) -> None:
+        """Drop a table ``cached`` by ``Table.cache()`` from the engine now.
+
+        ibis 12's ``release`` renders ``DROP TABLE IF EXISTS`` without the table's name under
+        sqlglot 30 (a syntax error on DuckDB and PostgreSQL): the table is then dropped here."""
+        name = getattr(cached.op(), "name", None)
+        try:
+            cached.release()  # an ibis CachedTable
+        except Exception:
+            if self.engine not in ("duckdb", "source") or not isinstance(name, str):
+                return
+            quoted = '"' + name.replace('"', '""') + '"'
+            with contextlib.suppress(Exception):
+                cursor = self.backend.raw_sql(f"DROP TABLE IF EXISTS {quoted}")
+                if self.engine == "source":
+                    cursor.close()
+
     def close(self) -> None:
         """Release the connection (and a Spark session this module started)."""
         for cached in self.cache.values():
-            with contextlib.suppress(Exception):
-                cached.release()
+            self.release(cached)
         self.cache.clear()
         while self._closers:
             with contextlib.suppress(Exception):

@@ -16,7 +16,12 @@ nobody did in their first days before converting, with anything done only later 
 Names done by fewer than ``min_users`` signups of the cohort get no column, nor, beyond
 ``MAX_EVENT_COLUMNS`` names, the least common ones.
 
-Speed: for text ids, DuckDB joins the events to the cohort's users (no Python hashing), keeps
+Where it is counted: when the processed tables name an engine (``[data] engine`` = duckdb,
+source or spark; ``engines.pipeline.engine_of``), on that engine (``engines.activity``: the
+same rule as one Ibis expression); only the per-name summary and, per cohort user, the counts
+and first times of the described names come back, never the event rows. Otherwise here:
+
+Speed in memory: for text ids, DuckDB joins the events to the cohort's users (no Python hashing), keeps
 only the counted ones and hashes their names in the same scan; for categorical ids (encoded
 once already) the categories are looked up once. Everything after is numpy over integer codes
 (first times by ``np.minimum.at``, counts by ``np.bincount``).
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +39,9 @@ import pyarrow as pa
 
 from insightos_utils.contract import NO_CAMPAIGN
 from insightos_utils.errors import InputError
+
+if TYPE_CHECKING:
+    from insightos_utils.engines.pipeline import EngineRef
 
 MAX_EVENT_COLUMNS = 64  # event names described per user (1M users x 64 names: about 0.8 GB)
 US_PER_HOUR = 3_600 * 10**6
@@ -64,6 +73,7 @@ class EarlyActivity:
     outside_journey_events: tuple[str, ...] = ()  # never done in a window before converting
     rare_events: tuple[str, ...] = ()  # done by fewer than min_users signups (or beyond the cap)
     all_event_names: tuple[str, ...] = ()
+    events_present: bool = True  # False: the events table has no rows at all (CRM-only)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -215,7 +225,7 @@ def _counted_by_duckdb(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Tim
         names = connection.execute(
             "SELECT CAST(event_name AS VARCHAR) AS name, hash(event_name) AS h, "
             "count(*) AS total FROM events WHERE event_name IS NOT NULL AND occurred_at <= ? "
-            "GROUP BY ALL ORDER BY name",
+            "GROUP BY ALL",
             moment,
         ).fetchnumpy()
         counted = connection.execute(
@@ -227,14 +237,15 @@ def _counted_by_duckdb(events: pd.DataFrame, cohort: pd.DataFrame, as_of: pd.Tim
             ") WHERE at_us >= created_us AND at_us - created_us < limit_us",
             moment,
         ).fetchnumpy()
-    name_hashes = pd.Index(np.asarray(names["h"], dtype=np.uint64))
+    order = sorted(range(len(names["name"])), key=lambda i: str(names["name"][i]))  # Python's
+    name_hashes = pd.Index(np.asarray(names["h"], dtype=np.uint64)[order])  # order, as ever
     if not name_hashes.is_unique:  # pragma: no cover - a 64-bit collision among a few names
         raise RuntimeError("two event names share a DuckDB hash; report this data set")
     return _Counted(
         user=np.asarray(counted["cohort_pos"], dtype=np.int32),
         code=name_hashes.get_indexer(np.asarray(counted["h"], dtype=np.uint64)).astype(np.int32),
         rel=np.asarray(counted["rel"], dtype=np.int64),
-        names=[str(n) for n in names["name"]],
+        names=[str(names["name"][i]) for i in order],
         events_total=int(np.asarray(names["total"], dtype=np.int64).sum()),
     )
 
@@ -284,28 +295,22 @@ def _first_and_counts(
     return first.reshape(n, k), counts.astype(np.int32).reshape(n, k)
 
 
-def early_activity(
-    users: pd.DataFrame,
-    events: pd.DataFrame,
-    as_of: pd.Timestamp,
-    window_days: int,
-    min_users: int,
-    required_names: Sequence[str] = (),
-) -> EarlyActivity:
-    """The cohort at ``as_of`` and its early activity (see the module docstring).
+@dataclass
+class _Cohort:
+    """The users existing at as-of, which of them are in the cohort, and the cohort's table
+    (``user_id``, ``cohort_pos``, ``created_us``, ``limit_us``: where each window ends)."""
 
-    ``required_names`` always get a column (the funnel steps a user listed), however rare.
-    """
-    _require(users, "users", ("user_id", "created_at", "status", "converted_at"))
-    _require(events, "events", ("user_id", "event_name", "occurred_at"))
-    if int(window_days) < 1:
-        raise InputError(f"feature_window_days must be at least 1 day, got {window_days}")
-    as_of = pd.Timestamp(as_of)
-    if as_of.tzinfo is not None:
-        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    as_of: pd.Timestamp
+    existing: pd.DataFrame
+    in_cohort: np.ndarray
+    converted: np.ndarray
+    conversion_rel: np.ndarray  # microseconds from signup to a conversion at as-of, else _NEVER
+    table: pd.DataFrame
+
+
+def _cohort(users: pd.DataFrame, as_of: pd.Timestamp, window_days: int) -> _Cohort:
     as_of_us = int(np.datetime64(as_of.to_datetime64(), "us").astype(np.int64))
     window_us = int(window_days) * 24 * US_PER_HOUR
-
     created_all = _microseconds(users["created_at"], "users.created_at")
     exists = (created_all != np.iinfo(np.int64).min) & (created_all <= as_of_us)
     existing = users.loc[exists]
@@ -318,66 +323,189 @@ def early_activity(
     )
     conversion_rel = np.where(converted, converted_at - created, _NEVER)
     in_cohort = created + window_us <= as_of_us
-    n = int(in_cohort.sum())
-
     ids = existing["user_id"].astype(str).to_numpy(dtype=object)
-    cohort_table = pd.DataFrame(
+    table = pd.DataFrame(
         {
             "user_id": pd.array(ids[in_cohort], dtype="str"),
-            "cohort_pos": np.arange(n, dtype=np.int32),
+            "cohort_pos": np.arange(int(in_cohort.sum()), dtype=np.int32),
             "created_us": created[in_cohort],
             "limit_us": np.minimum(conversion_rel[in_cohort], window_us),
         }
     )
-    counted = _counted_events(events, cohort_table, as_of)
-    all_names = counted.names
-    n_names = len(all_names)
-    unknown = [name for name in required_names if name not in all_names]
+    return _Cohort(as_of, existing, in_cohort, converted, conversion_rel, table)
+
+
+def _described_names(
+    all_names: Sequence[str],
+    coverage: np.ndarray,
+    min_users: int,
+    required_names: Sequence[str],
+    as_of: pd.Timestamp,
+) -> list[int]:
+    """The positions (into ``all_names``, sorted by name) of the names that get a column: done
+    by at least ``min_users`` cohort users or required, the most common ``MAX_EVENT_COLUMNS``.
+    A required name that never occurs up to as-of is an ``InputError`` naming the others."""
+    names = list(all_names)
+    unknown = [name for name in required_names if name not in names]
     if unknown:
-        shown = ", ".join(all_names[:30]) or "none"
+        shown = ", ".join(names[:30]) or "none"
         raise InputError(
             f"[product] funnel_steps: {unknown} never occur in the events up to as-of "
             f"{as_of}; the event names are: {shown}"
         )
-    user, code, rel = counted.user, counted.code, counted.rel
-    coverage = _distinct_users_per_name(user, code, n, n_names) if n_names else np.zeros(0)
+    required = {names.index(name) for name in required_names}
+    frequent = [c for c in range(len(names)) if coverage[c] >= int(min_users) or c in required]
+    frequent.sort(key=lambda c: (c not in required, -coverage[c], names[c]))
+    return sorted(frequent[:MAX_EVENT_COLUMNS], key=lambda c: names[c])
 
-    required = {all_names.index(name) for name in required_names}
-    frequent = [c for c in range(n_names) if coverage[c] >= int(min_users) or c in required]
-    frequent.sort(key=lambda c: (c not in required, -coverage[c], all_names[c]))
-    kept = sorted(frequent[:MAX_EVENT_COLUMNS], key=lambda c: all_names[c])
-    column_of = np.full(n_names + 1, -1, dtype=np.int32)
-    column_of[kept] = np.arange(len(kept), dtype=np.int32)
-    first_us, counts = _first_and_counts(user, column_of[code], rel, n, len(kept))
-    first_hours = np.where(first_us == _NEVER, np.inf, first_us / US_PER_HOUR)
 
-    cohort = existing.loc[in_cohort]
-    if "campaign" in cohort.columns:
-        campaign = cohort["campaign"].astype(object).to_numpy()
+def _activity(
+    cohort: _Cohort,
+    window_days: int,
+    all_names: Sequence[str],
+    coverage: np.ndarray,
+    kept: Sequence[int],
+    first_us: np.ndarray,
+    counts: np.ndarray,
+    events_read: int,
+    events_counted: int,
+    events_present: bool = True,
+) -> EarlyActivity:
+    """The ``EarlyActivity`` of ``cohort`` from what either path counted."""
+    existing, in_cohort = cohort.existing, cohort.in_cohort
+    n = int(in_cohort.sum())
+    members = existing.loc[in_cohort]
+    if "campaign" in members.columns:
+        campaign = members["campaign"].astype(object).to_numpy()
         campaign = np.where(pd.isna(campaign) | (campaign == ""), NO_CAMPAIGN, campaign)
     else:
         campaign = np.full(n, NO_CAMPAIGN, dtype=object)
     conversion_hours = np.where(
-        converted[in_cohort], conversion_rel[in_cohort] / US_PER_HOUR, np.nan
+        cohort.converted[in_cohort], cohort.conversion_rel[in_cohort] / US_PER_HOUR, np.nan
     )
-    names = tuple(all_names[c] for c in kept)
     return EarlyActivity(
-        as_of=as_of,
+        as_of=cohort.as_of,
         window_days=int(window_days),
-        user_ids=cohort["user_id"].astype(str).to_numpy(dtype=object),
+        user_ids=members["user_id"].astype(str).to_numpy(dtype=object),
         campaign=campaign.astype(str).astype(object),
-        converted=converted[in_cohort],
+        converted=cohort.converted[in_cohort],
         conversion_hours=conversion_hours,
-        names=names,
-        first_hours=first_hours,
-        counts=counts,
+        names=tuple(all_names[c] for c in kept),
+        first_hours=np.where(first_us == _NEVER, np.inf, first_us / US_PER_HOUR),
+        counts=counts.astype(np.int32, copy=False),
         users_existing=int(len(existing)),
         users_too_young=int(len(existing) - n),
-        events_read=counted.events_total,
-        events_counted=int(rel.size),
-        outside_journey_events=tuple(all_names[c] for c in range(n_names) if coverage[c] == 0),
+        events_read=int(events_read),
+        events_counted=int(events_counted),
+        outside_journey_events=tuple(
+            all_names[c] for c in range(len(all_names)) if coverage[c] == 0
+        ),
         rare_events=tuple(
-            all_names[c] for c in range(n_names) if coverage[c] > 0 and c not in kept
+            all_names[c] for c in range(len(all_names)) if coverage[c] > 0 and c not in kept
         ),
         all_event_names=tuple(all_names),
+        events_present=events_present,
     )
+
+
+def _in_memory(
+    cohort: _Cohort,
+    events: pd.DataFrame,
+    window_days: int,
+    min_users: int,
+    required_names: Sequence[str],
+) -> EarlyActivity:
+    """The numpy path (events in this process)."""
+    n = len(cohort.table)
+    if not len(events):
+        empty = np.zeros((n, 0), dtype=np.int64)
+        return _activity(cohort, window_days, [], np.zeros(0), [], empty, empty, 0, 0, False)
+    counted = _counted_events(events, cohort.table, cohort.as_of)
+    all_names = counted.names
+    n_names = len(all_names)
+    user, code, rel = counted.user, counted.code, counted.rel
+    coverage = _distinct_users_per_name(user, code, n, n_names) if n_names else np.zeros(0)
+    kept = _described_names(all_names, coverage, min_users, required_names, cohort.as_of)
+    column_of = np.full(n_names + 1, -1, dtype=np.int32)
+    column_of[kept] = np.arange(len(kept), dtype=np.int32)
+    first_us, counts = _first_and_counts(user, column_of[code], rel, n, len(kept))
+    return _activity(
+        cohort, window_days, all_names, coverage, kept, first_us, counts,
+        counted.events_total, rel.size,
+    )  # fmt: skip
+
+
+def _on_engine(
+    cohort: _Cohort,
+    ref: EngineRef,
+    window_days: int,
+    min_users: int,
+    required_names: Sequence[str],
+) -> EarlyActivity:
+    """The engine path: the events are counted where they live (``engines.activity``), only
+    the name summary and the per-user columns come back."""
+    from insightos_utils.engines.activity import activity_counts_on
+
+    chosen: list[int] = []
+
+    def choose(names: pd.DataFrame) -> list[str]:
+        coverage = names["users"].to_numpy(dtype=np.int64)
+        all_names = [str(name) for name in names.index]
+        chosen[:] = _described_names(all_names, coverage, min_users, required_names, cohort.as_of)
+        return [all_names[c] for c in chosen]
+
+    found = activity_counts_on(ref, cohort.as_of, window_days, choose)
+    n, k = len(cohort.table), len(found.columns)
+    if not found.events_present:
+        empty = np.zeros((n, 0), dtype=np.int64)
+        return _activity(cohort, window_days, [], np.zeros(0), [], empty, empty, 0, 0, False)
+    # the engine's numbers for its cohort users -> rows here (-1: a user not in this table)
+    row_of_key = pd.Index(cohort.table["user_id"]).get_indexer(found.user_ids)
+    rows = row_of_key[found.user_key]
+    known = rows >= 0
+    first_us = np.full((n, k), _NEVER, dtype=np.int64)
+    counts = np.zeros((n, k), dtype=np.int64)
+    first_us[rows[known], found.column[known]] = found.first_us[known]
+    counts[rows[known], found.column[known]] = found.counts[known]
+    names = found.names
+    activity = _activity(
+        cohort, window_days, [str(name) for name in names.index],
+        names["users"].to_numpy(dtype=np.int64), chosen, first_us, counts,
+        int(names["events"].sum()), int(names["counted"].sum()),
+    )  # fmt: skip
+    where = {"source": "in the source database", "duckdb": "by DuckDB", "spark": "by Spark"}
+    activity.notes.append(
+        f"The {activity.events_read:,} events were counted {where.get(ref.engine, ref.engine)} "
+        "where they are stored ([data] engine); only per-user counts came into this notebook."
+    )
+    return activity
+
+
+def early_activity(
+    users: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    window_days: int,
+    min_users: int,
+    required_names: Sequence[str] = (),
+) -> EarlyActivity:
+    """The cohort at ``as_of`` and its early activity (see the module docstring).
+
+    ``required_names`` always get a column (the funnel steps a user listed), however rare.
+    Where the processed tables name an engine (``engines.pipeline.engine_of``: DuckDB, the
+    source database, Spark), the events are counted there and their rows never come into this
+    process; otherwise (``memory``) from the ``events`` frame, by numpy.
+    """
+    from insightos_utils.engines.pipeline import engine_of
+
+    _require(users, "users", ("user_id", "created_at", "status", "converted_at"))
+    if int(window_days) < 1:
+        raise InputError(f"feature_window_days must be at least 1 day, got {window_days}")
+    as_of = pd.Timestamp(as_of)
+    if as_of.tzinfo is not None:
+        as_of = as_of.tz_convert("UTC").tz_localize(None)
+    cohort = _cohort(users, as_of, window_days)
+    if (ref := engine_of(users, events)) is not None:
+        return _on_engine(cohort, ref, window_days, min_users, required_names)
+    _require(events, "events", ("user_id", "event_name", "occurred_at"))
+    return _in_memory(cohort, events, window_days, min_users, required_names)

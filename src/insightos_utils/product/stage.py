@@ -84,22 +84,15 @@ def analyse_product(
     Raises ``StageSkipped`` (reason and fix) when the data cannot support a funnel.
     """
     min_users = int(settings.min_step_users)
-    from insightos_utils.engines.pipeline import events_left_in_database
-
-    if (elsewhere := events_left_in_database(events)) is not None:
-        raise StageSkipped(
-            f"{elsewhere}, and the funnel is computed in memory from the event rows.",
-            "Run with [data] engine = 'memory' (the events are copied out) for the funnel.",
-        )
-    if len(events) == 0:
+    activity = early_activity(
+        users, events, as_of, window_days, min_users, required_names=settings.funnel_steps
+    )  # counted on the run's engine (DuckDB, the source database, Spark) or in memory
+    if not activity.events_present:
         raise StageSkipped(
             "The events table has no rows (a CRM-only company): there is no product usage to "
             "build a funnel from; lead scoring stands on the leads' own attributes.",
             EVENTS_FIX,
         )
-    activity = early_activity(
-        users, events, as_of, window_days, min_users, required_names=settings.funnel_steps
-    )
     if activity.n_users == 0:
         raise StageSkipped(
             f"None of the {activity.users_existing:,} signups existing at as-of {as_of} has had "
