@@ -57,21 +57,25 @@ def monthly_expected_purchases(
     T: Any,
     horizon_months: int,
     month_length: float,
+    distinct: bool = False,
 ) -> np.ndarray:
     """Expected repeat purchases in each of the next months: shape (customers, horizon_months).
 
     ``month_length`` is one month in the data's time units. Computed once per distinct
-    (x, t_x, T) row, then spread back to the customers.
+    (x, t_x, T) row, then spread back to the customers (``distinct``: the rows are distinct).
     """
-    (ux, ut, uT), inverse, _ = distinct_rows(frequency, recency, T)
-    cumulative = np.column_stack(
-        [np.zeros(len(ux))]
-        + [
-            purchases.expected_purchases(i * month_length, ux, ut, uT)
-            for i in range(1, horizon_months + 1)
-        ]
-    )
-    return np.diff(cumulative, axis=1)[inverse]
+    if distinct:
+        (ux, ut, uT), inverse = (np.asarray(c, dtype=float) for c in (frequency, recency, T)), None
+    else:
+        (ux, ut, uT), inverse, _ = distinct_rows(frequency, recency, T)
+    horizons = month_length * np.arange(1, horizon_months + 1, dtype=float)
+    by_horizon = getattr(purchases, "expected_purchases_by_horizon", None)
+    if by_horizon is not None:  # the parts that do not depend on the horizon computed once
+        by_month = by_horizon(horizons, ux, ut, uT)
+    else:
+        by_month = np.column_stack([purchases.expected_purchases(h, ux, ut, uT) for h in horizons])
+    monthly = np.diff(np.column_stack([np.zeros(len(ux)), by_month]), axis=1)
+    return monthly if inverse is None else monthly[inverse]
 
 
 def discounted_margins(
@@ -79,10 +83,32 @@ def discounted_margins(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The LTV arithmetic, in one place: expected margin of each month (rows, months) and its
     sum discounted at the end of each month (rows,)."""
-    horizon = monthly_purchases.shape[1]
-    discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
     margins = monthly_purchases * (settings.gross_margin * value_per_purchase)[:, None]
-    return margins @ discount, margins
+    return margins @ discount_factors(settings, monthly_purchases.shape[1]), margins
+
+
+def discount_factors(settings: LtvConfig, horizon: int) -> np.ndarray:
+    """1 / (1 + d)^i for the end of months i = 1..horizon."""
+    return (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
+
+
+def discounted_purchases(
+    purchases: PurchaseModel,
+    frequency: Any,
+    recency: Any,
+    T: Any,
+    settings: LtvConfig,
+    month_length: float | None = None,
+    distinct: bool = False,
+) -> np.ndarray:
+    """Per row: the expected repeat purchases of each month of the horizon, discounted and
+    summed. A customer's ``customer_ltv`` value is gross margin x expected value per purchase x
+    this, so the refit bootstrap values its distinct (x, t_x, T) rows with it, not customers:
+    ``distinct`` says the rows are distinct already."""
+    horizon = int(settings.horizon_months)
+    month = periods_per_month(settings.time_unit) if month_length is None else month_length
+    monthly = monthly_expected_purchases(purchases, frequency, recency, T, horizon, month, distinct)
+    return monthly @ discount_factors(settings, horizon)
 
 
 def new_customer_ltv(
