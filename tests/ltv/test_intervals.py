@@ -138,7 +138,7 @@ def test_refit_interval_covers_the_true_campaign_value() -> None:
 def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -> None:
     processed, out = tmp_path / "processed", tmp_path / "out"
     write_processed_company(processed)
-    config = PipelineConfig().with_overrides(bootstrap_samples=300)
+    config = PipelineConfig().with_overrides(bootstrap_samples=300, refit_samples=60)
     assert not run_ltv_stage(out, read_processed(processed), config).skipped
     table = pd.read_csv(out / "campaign_ltv.csv")
     assert set(table["interval_method"]) == {"refit"}
@@ -149,6 +149,9 @@ def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -
     assert (customers["ltv_low_80"] <= customers["ltv_high_80"]).all()
     params = json.loads((out / "ltv_params.json").read_text())
     assert params["intervals"]["interval_method"] == "refit"
-    assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 200
+    assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 60
     values = pd.read_csv(out / "new_customer_value.csv")
     assert values.loc[values["campaign"] == "(all)", "interval_method"].item() == "refit"
+    # every campaign with its own fit is refitted on resamples of its own customers
+    own = values[~values["fallback"]]
+    assert len(own) > 1 and set(own["interval_method"]) == {"refit"}

@@ -141,10 +141,12 @@ class DistinctRows:
 
 
 def _warm_params(model: Any) -> Any:
-    """A fitted model's parameters to warm-start a refit from; None where it predicts from a
-    limiting model (its parameters are then not an interior starting point)."""
-    if model is None or getattr(model, "limit", None) is not None:
+    """A fitted model's parameters to warm-start a refit from: where it predicts from a limiting
+    model, the best interior point it found (a resample's optimum is near it)."""
+    if model is None:
         return None
+    if getattr(model, "limit", None) is not None:
+        return getattr(model, "interior", None)
     return model.params
 
 

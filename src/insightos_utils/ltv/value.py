@@ -50,6 +50,19 @@ def margin_column(month: int) -> str:
     return f"margin_month_{month:02d}"
 
 
+def purchases_by_horizon(
+    purchases: PurchaseModel, horizons: np.ndarray, frequency: Any, recency: Any, T: Any
+) -> np.ndarray:
+    """Expected repeat purchases by each of ``horizons``: (rows, horizons), rows being the
+    customers, or a model's parameter draws for one customer. A model with
+    ``expected_purchases_by_horizon`` computes what does not depend on the horizon once."""
+    by_horizon = getattr(purchases, "expected_purchases_by_horizon", None)
+    if by_horizon is not None:
+        return np.atleast_2d(by_horizon(horizons, frequency, recency, T))
+    columns = [np.ravel(purchases.expected_purchases(h, frequency, recency, T)) for h in horizons]
+    return np.column_stack(columns)
+
+
 def monthly_expected_purchases(
     purchases: PurchaseModel,
     frequency: Any,
@@ -69,11 +82,7 @@ def monthly_expected_purchases(
     else:
         (ux, ut, uT), inverse, _ = distinct_rows(frequency, recency, T)
     horizons = month_length * np.arange(1, horizon_months + 1, dtype=float)
-    by_horizon = getattr(purchases, "expected_purchases_by_horizon", None)
-    if by_horizon is not None:  # the parts that do not depend on the horizon computed once
-        by_month = by_horizon(horizons, ux, ut, uT)
-    else:
-        by_month = np.column_stack([purchases.expected_purchases(h, ux, ut, uT) for h in horizons])
+    by_month = purchases_by_horizon(purchases, horizons, ux, ut, uT)
     monthly = np.diff(np.column_stack([np.zeros(len(ux)), by_month]), axis=1)
     return monthly if inverse is None else monthly[inverse]
 
@@ -123,11 +132,9 @@ def new_customer_ltv(
     included: it has happened at acquisition."""
     horizon = int(settings.horizon_months)
     month = periods_per_month(settings.time_unit) if month_length is None else month_length
-    by_month = [
-        np.atleast_1d(purchases.expected_purchases(i * month, 0.0, 0.0, 0.0))
-        for i in range(1, horizon + 1)
-    ]
-    monthly = np.diff(np.column_stack([np.zeros_like(by_month[0]), *by_month]), axis=1)
+    horizons = month * np.arange(1, horizon + 1, dtype=float)
+    by_month = purchases_by_horizon(purchases, horizons, 0.0, 0.0, 0.0)
+    monthly = np.diff(np.column_stack([np.zeros(len(by_month)), by_month]), axis=1)
     value = np.atleast_1d(spend.expected_average_value(0.0, 0.0)).astype(float)
     rows = max(len(monthly), len(value))
     ltv, _ = discounted_margins(

@@ -199,6 +199,7 @@ class BgNbd(LikelihoodModel):
         self._params = params
         self.limit: Nbd | None = None
         self.time_scale = 1.0
+        self.interior: BgNbdParams | None = None  # the best interior point, where a limit won
 
     @property
     def params(self) -> BgNbdParams:
@@ -363,7 +364,7 @@ class BgNbd(LikelihoodModel):
                 rows.columns["T"] / self.time_scale,
             )
         )
-        self._params = BgNbdParams(r, alpha_scaled / self.time_scale, a, b)
+        self._params = self.interior = BgNbdParams(r, alpha_scaled / self.time_scale, a, b)
         interior = optimum.convergence.converged and a / (a + b) >= 10 * DROPOUT_LIMIT
         if not (bootstrap and interior):
             self._check_dropout_limit(rows, n_customers)

@@ -262,6 +262,7 @@ class GammaGamma(LikelihoodModel):
         super().__init__(penalizer)
         self._params = params
         self.limit: HomogeneousSpend | ConstantSpend | None = None
+        self.interior: GammaGammaParams | None = None  # the best interior point, where a limit won
 
     @property
     def params(self) -> GammaGammaParams:
@@ -380,7 +381,7 @@ class GammaGamma(LikelihoodModel):
         rows = _weighted_rows(x, m, w, distinct)
         start = None if warm is None else np.array([warm.p, warm.q, warm.v], dtype=float)
         optimum = self.fit_rows(rows, n_repeaters, warm=start)
-        self._params = GammaGammaParams(*(float(v) for v in optimum.natural))
+        self._params = self.interior = GammaGammaParams(*(float(v) for v in optimum.natural))
         interior = optimum.convergence.converged and self.params.q <= Q_LIMIT / 10
         if not (bootstrap and interior):
             self._check_homogeneous_limit(rows, n_repeaters)
