@@ -30,6 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from insightos_utils.config import LtvConfig
+from insightos_utils.ltv.economics import CONFIDENCE, bootstrap_means, percentile_interval
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.models.bgnbd import BgNbd
 from insightos_utils.ltv.models.gamma_gamma import GammaGamma
@@ -227,3 +228,25 @@ def refit_new_customer(
         repeat = float(new_customer_ltv(*models, settings)[0])
         draws[b] = settings.gross_margin * float(w @ first) / float(w.sum()) + repeat
     return draws, int((~np.isfinite(draws)).sum())
+
+
+def interval_record(
+    ltv: np.ndarray, settings: LtvConfig, seed: int, refit: RefitDraws | None
+) -> dict[str, Any]:
+    """``intervals`` of ltv_params.json: the method, its refits, and the mean LTV's interval
+    both ways (sampling only: the customers' point values resampled; refit: sampling and
+    parameters), so a reader sees what the models' uncertainty adds."""
+    method = "refit" if refit is not None and refit.samples else "sampling"
+    rng = np.random.default_rng(seed)
+    sampling = percentile_interval(bootstrap_means(ltv, max(settings.bootstrap_samples, 1), rng))
+    mean_ltv: dict[str, Any] = {"mean": float(ltv.mean()), "confidence": CONFIDENCE}
+    mean_ltv["sampling"] = list(sampling)
+    if refit is not None and refit.samples:
+        mean_ltv["refit"] = list(percentile_interval(refit.group_means(np.ones(len(ltv), bool))))
+    return {
+        "interval_method": method,
+        "meaning": INTERVAL_METHODS[method],
+        "refit_samples": refit.samples if refit is not None else 0,
+        "refit_failed": refit.failed if refit is not None else 0,
+        "mean_ltv": mean_ltv,
+    }
