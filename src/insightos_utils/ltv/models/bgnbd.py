@@ -23,10 +23,8 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from insightos_utils.ltv.models.base import (
     Boundary,
-    FitError,
     LikelihoodModel,
     WeightedRows,
-    positive_rows,
     unique_index,
 )
 from insightos_utils.ltv.models.nbd import (
@@ -36,6 +34,7 @@ from insightos_utils.ltv.models.nbd import (
     _arrays,
     _rescale_error,
     horizon_columns,
+    purchase_data,
 )
 from insightos_utils.ltv.rfm import distinct_rows
 
@@ -328,22 +327,7 @@ class BgNbd(LikelihoodModel):
         rows are distinct already (they are not looked for again); ``bootstrap``: a bootstrap
         refit (``bootstrap_refit``), where the NBD limit is fitted only if the converged optimum
         is not clearly interior (it cannot win there)."""
-        (x, t_x, age), w = positive_rows([frequency, recency, T], weights)
-        n_customers = int(round(float(w.sum())))
-        if not len(w):
-            raise FitError("BG/NBD: no customers in the calibration period to fit on")
-        if not (age > 0).any():
-            raise FitError(
-                "BG/NBD: every customer's first purchase is on the calibration end's day, so "
-                "nothing shows how often they buy; choose a later calibration end"
-            )
-        if not (x > 0).any():
-            raise FitError(
-                f"BG/NBD: none of the {n_customers:,} customers bought again in the calibration "
-                "period, so the data cannot tell how often customers repeat or when they stop; "
-                "it needs customers with at least two purchase days (a later calibration end, or "
-                "a longer history)"
-            )
+        x, t_x, age, w, n_customers = purchase_data(self.title, frequency, recency, T, weights)
         self.time_scale = 1.0 / float(age.max())
         if bootstrap:
             self.bootstrap_refit()

@@ -13,7 +13,13 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from insightos_utils.ltv.models.base import Boundary, LikelihoodModel, WeightedRows
+from insightos_utils.ltv.models.base import (
+    Boundary,
+    FitError,
+    LikelihoodModel,
+    WeightedRows,
+    positive_rows,
+)
 from insightos_utils.ltv.rfm import float_array
 
 LIMIT_TOLERANCE = 0.01
@@ -24,6 +30,31 @@ RATE_SHAPE_LIMIT = 1e5
 
 def _arrays(*values: Any) -> list[np.ndarray]:
     return [float_array(v) for v in values]
+
+
+def purchase_data(
+    title: str, frequency: Any, recency: Any, T: Any, weights: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """A purchase model's (x, t_x, T) rows with a positive weight, their weights and the
+    customers they stand for; ``FitError`` where the data cannot identify the model: no
+    customers, every customer's age zero, or no repeat purchase at all."""
+    (x, t_x, age), w = positive_rows([frequency, recency, T], weights)
+    n_customers = int(round(float(w.sum())))
+    if not len(w):
+        raise FitError(f"{title}: no customers in the calibration period to fit on")
+    if not (age > 0).any():
+        raise FitError(
+            f"{title}: every customer's first purchase is on the calibration end's day, so "
+            "nothing shows how often they buy; choose a later calibration end"
+        )
+    if not (x > 0).any():
+        raise FitError(
+            f"{title}: none of the {n_customers:,} customers bought again in the calibration "
+            "period, so the data cannot tell how often customers repeat or when they stop; "
+            "it needs customers with at least two purchase days (a later calibration end, or "
+            "a longer history)"
+        )
+    return x, t_x, age, w, n_customers
 
 
 def _rescale_error(errors: dict[str, float | None], name: str, factor: float) -> None:

@@ -34,12 +34,11 @@ from scipy.special import gammaln, hyp2f1
 
 from insightos_utils.ltv.models.base import (
     Boundary,
-    FitError,
     LikelihoodModel,
     WeightedRows,
-    positive_rows,
 )
 from insightos_utils.ltv.models.bgnbd import Nbd, _rescale_error, _weighted_rows, horizon_columns
+from insightos_utils.ltv.models.nbd import purchase_data
 from insightos_utils.ltv.rfm import distinct_rows, float_array
 
 # The no-dropout boundary: the NBD fits at least as well (LIMIT_TOLERANCE log-likelihood units)
@@ -231,20 +230,7 @@ class ParetoNbd(LikelihoodModel):
         """Fit on (frequency, recency, T) rows each standing for ``weights`` customers (default
         one each), as ``BgNbd.fit_weighted``; ``warm``, ``distinct`` and ``bootstrap`` as
         there (Pareto/NBD fits its NBD limit only where the optimum is not clearly interior)."""
-        (x, t_x, age), w = positive_rows([frequency, recency, T], weights)
-        n_customers = int(round(float(w.sum())))
-        if not len(w):
-            raise FitError("Pareto/NBD: no customers in the calibration period to fit on")
-        if not (age > 0).any():
-            raise FitError(
-                "Pareto/NBD: every customer's first purchase is on the calibration end's day; "
-                "choose a later calibration end"
-            )
-        if not (x > 0).any():
-            raise FitError(
-                f"Pareto/NBD: none of the {n_customers:,} customers bought again in the "
-                "calibration period, so the data cannot tell how often customers repeat"
-            )
+        x, t_x, age, w, n_customers = purchase_data(self.title, frequency, recency, T, weights)
         self.time_scale = 1.0 / float(age.max())
         if bootstrap:
             self.bootstrap_refit()
