@@ -112,21 +112,29 @@ class DistinctRows:
         return len(self.purchase_codes)
 
     def refit(
-        self, weights: np.ndarray, settings: LtvConfig, model: str, warm: Models | None = None
+        self,
+        weights: np.ndarray,
+        settings: LtvConfig,
+        model: str,
+        warm: Models | None = None,
+        retry: bool = True,
     ) -> Models:
         """The purchase model (``model``) and Gamma-Gamma fitted on the resample that gives
-        customer i the weight ``weights[i]``; ``warm``: fitted models to start from."""
+        customer i the weight ``weights[i]``; ``warm``: fitted models to start from, and with
+        ``retry`` False a warm start that does not converge is not retried from the other
+        starting points (the models then say they did not converge)."""
         x, t_x, age = self.purchase_rows
         by_row = np.bincount(self.purchase_codes, weights=weights, minlength=len(x))
         cls = ParetoNbd if purchase_model_name(model) == "paretonbd" else BgNbd
-        purchases = cls(penalizer=settings.penalizer).fit_weighted(
+        purchases = cls(penalizer=settings.penalizer)
+        spend = GammaGamma(penalizer=settings.penalizer)
+        purchases.retry_starts = spend.retry_starts = retry
+        purchases.fit_weighted(
             x, t_x, age, by_row, _warm_params(warm[0] if warm else None), True, True
         )
         sx, sm = self.spend_rows
         by_spend = np.bincount(self.spend_codes, weights=weights, minlength=len(sx))
-        spend = GammaGamma(penalizer=settings.penalizer).fit_weighted(
-            sx, sm, by_spend, _warm_params(warm[1] if warm else None), True, True
-        )
+        spend.fit_weighted(sx, sm, by_spend, _warm_params(warm[1] if warm else None), True, True)
         return purchases, spend
 
     def customer_values(self, models: Models, settings: LtvConfig) -> np.ndarray:
@@ -159,15 +167,20 @@ def replicates(
     samples: int,
     warm: Models | None = None,
     desc: str | None = None,
+    retry: bool = True,
 ) -> Iterator[tuple[np.ndarray, Models | None]]:
     """``samples`` Poisson(1) customer weightings of ``rows`` and the models refitted on each
-    (None where a resample cannot be fitted: ``FitError``)."""
+    (None where a resample cannot be fitted: ``FitError``; with ``retry`` False also where a
+    warm-started fit did not converge)."""
     for _ in tqdm(range(samples), desc=desc, file=sys.stderr, disable=desc is None):
         w = rng.poisson(1.0, len(rows)).astype(float)
         try:
-            yield w, rows.refit(w, settings, model, warm)
+            models = rows.refit(w, settings, model, warm, retry)
         except FitError:
             yield w, None
+            continue
+        converged = all(m.convergence.converged for m in models)
+        yield w, models if retry or converged else None
 
 
 def refit_bootstrap(
@@ -217,12 +230,16 @@ def refit_new_customer(
 ) -> tuple[np.ndarray, int]:
     """A just-acquired customer's value over ``samples`` customer resamples of ``summary``
     (e.g. one campaign's customers): the resample's mean first purchase times the margin plus
-    the refitted models' repeat value; NaN where a resample could not be fitted, and how many."""
+    the refitted models' repeat value; NaN where a resample could not be fitted (or its
+    warm-started fit did not converge), and how many."""
     rng = np.random.default_rng(seed)
     rows = DistinctRows.of(summary)
     first = summary["first_purchase_value"].to_numpy(float)
     draws = np.full(samples, np.nan)
-    for b, (w, models) in enumerate(replicates(rows, settings, model, rng, samples, warm)):
+    # a campaign's small resamples often run to a boundary; a warm start that does not converge
+    # there is counted as failed rather than retried from every start (a walk to the boundary)
+    fits = replicates(rows, settings, model, rng, samples, warm, retry=False)
+    for b, (w, models) in enumerate(fits):
         if models is None or not w.sum():
             continue
         repeat = float(new_customer_ltv(*models, settings)[0])

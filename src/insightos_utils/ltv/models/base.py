@@ -170,6 +170,7 @@ class LikelihoodModel(ABC):
         # False for a bootstrap refit (``bootstrap_refit``)
         self.measure_precision = True
         self.optimiser_gtol = 1e-10
+        self.retry_starts = True  # False: a warm start that does not converge is the answer
 
     def bootstrap_refit(self) -> None:
         """Fit as one replicate of a bootstrap, whose replicates are the uncertainty: no Hessian
@@ -466,7 +467,8 @@ class LikelihoodModel(ABC):
 
         ``warm`` (natural parameters, e.g. the fit of the full data for a bootstrap resample) is
         tried alone first; only where that run does not converge (measured as always) are the
-        other starts run as well, the warm one among them."""
+        other starts run as well, the warm one among them (unless ``retry_starts`` is False:
+        then that run stands, recorded as not converged)."""
         usable = warm is not None and bool(np.isfinite(warm).all() and (np.asarray(warm) > 0).all())
         optimum = None
         if usable:
@@ -474,7 +476,7 @@ class LikelihoodModel(ABC):
                 optimum = self.maximise(rows, [np.asarray(warm, dtype=float)])
             except FitError:
                 optimum = None
-            if optimum is not None and not optimum.convergence.converged:
+            if optimum is not None and not optimum.convergence.converged and self.retry_starts:
                 optimum = None
         if optimum is None:
             if usable:
