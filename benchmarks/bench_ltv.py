@@ -193,23 +193,37 @@ def bench_paretonbd(customers: int) -> dict[str, object]:
 
 
 def bench_refit(customers: int, refits: int) -> dict[str, object]:
-    """Time of the refit bootstrap (BG/NBD + Gamma-Gamma refitted per customer resample)."""
-    from insightos_utils.ltv.intervals import refit_bootstrap
+    """Time of the refit bootstrap (BG/NBD + Gamma-Gamma refitted per customer resample, on
+    the distinct rows with summed weights, warm-started from the point fit, every customer
+    valued per replicate); the point fit (done once by the pipeline) is outside the clock.
+    Goal: 200 refits on 100,000 customers under 60 s."""
+    from insightos_utils.ltv.intervals import DistinctRows, refit_bootstrap
 
     summary = rfm_summary(
         simulate_transactions(customers, WORLD_BGNBD, WORLD_GAMMA_GAMMA, seed=3),
         AS_OF,
         time_unit="W",
     )
+    settings = LtvConfig(model="bgnbd")
+    rows = DistinctRows.of(summary)
+    point = rows.refit(np.ones(len(rows)), settings, "bgnbd")
     start = time.perf_counter()
-    draws = refit_bootstrap(summary, LtvConfig(model="bgnbd"), "bgnbd", samples=refits)
+    cpu = time.process_time()
+    draws = refit_bootstrap(summary, settings, "bgnbd", samples=refits, warm=point)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu
+    converged = [bool(p.convergence.converged and s.convergence.converged) for p, s in draws.models]
     return {
         "customers": customers,
+        "distinct_purchase_rows": len(rows.purchase_rows[0]),
+        "distinct_spend_rows": len(rows.spend_rows[0]),
         "refits": refits,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 2),
         "per_refit_s": round(seconds / refits, 4),
         "failed": draws.failed,
+        "converged": int(sum(converged)),
+        "goal": "200 refits on 100,000 customers under 60 s",
     }
 
 

@@ -258,6 +258,13 @@ def _ltv_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--users", type=Path, help="users file: also write campaign_ltv.csv")
     p.add_argument("--campaign-spend", type=Path, help="campaign_spend file (CAC, LTV/CAC)")
     p.add_argument("--bootstrap-samples", type=int, help="override [ltv] bootstrap_samples")
+    p.add_argument(
+        "--interval-method",
+        choices=["refit", "sampling"],
+        help="override [ltv] interval_method: refit = customers resampled and both models "
+        "refitted each time (sampling + parameters), sampling = point values resampled",
+    )
+    p.add_argument("--refit-samples", type=int, help="override [ltv] refit_samples")
     p.add_argument("--seed", type=int, help="bootstrap seed: override [scoring] random_seed")
     p.add_argument("--reference-campaign", help="override [ltv] reference_campaign")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (cron, CI)")
@@ -277,6 +284,8 @@ def _ltv(args: argparse.Namespace) -> int:
         penalizer=args.penalizer,
         model=args.model,
         bootstrap_samples=args.bootstrap_samples,
+        interval_method=args.interval_method,
+        refit_samples=args.refit_samples,
         random_seed=args.seed,
         reference_campaign=args.reference_campaign,
     )

@@ -72,6 +72,7 @@ def test_cdnow_auto_through_the_command(
     cdnow_csv: Path, defaults_toml: Path, tmp_path: Path
 ) -> None:
     argv = ["ltv", "--transactions", str(cdnow_csv), "--calibration-end", "1997-09-30"]
+    argv += ["--interval-method", "sampling"]  # the model choice is the point, not intervals
     argv += ["--observation-end", "1998-06-30", "--out", str(tmp_path), "--no-progress"]
     assert cli.main([*argv, "--config", str(defaults_toml)]) == 0
     params = json.loads((tmp_path / "ltv_params.json").read_text())

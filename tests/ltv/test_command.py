@@ -45,6 +45,22 @@ def test_cdnow_reproduces_fader_hardie_lee(cdnow_run: Path) -> None:
     assert not list(cdnow_run.glob(".*tmp"))  # atomic writes leave no temporary files
 
 
+def test_command_records_refit_intervals_by_default(cdnow_run: Path) -> None:
+    """``[ltv] interval_method`` defaults to refit: the command refits both models on customer
+    resamples and records the mean LTV's interval both ways; its two files stay the contract's."""
+    params = json.loads((cdnow_run / "ltv_params.json").read_text())
+    intervals = params["intervals"]
+    assert intervals["interval_method"] == "refit"
+    assert intervals["refit_samples"] + intervals["refit_failed"] == 200
+    assert intervals["refit_samples"] >= 190
+    mean = intervals["mean_ltv"]
+    assert mean["mean"] == pytest.approx(params["mean_ltv"])
+    (refit_low, refit_high), (low, high) = mean["refit"], mean["sampling"]
+    assert refit_low < params["mean_ltv"] < refit_high and low < params["mean_ltv"] < high
+    assert refit_high - refit_low > high - low  # the parameters' uncertainty widens it
+    assert sorted(p.name for p in cdnow_run.iterdir()) == ["customer_ltv.csv", "ltv_params.json"]
+
+
 def test_written_ltv_equals_lifetimes_customer_lifetime_value(cdnow_run: Path) -> None:
     """The LTV the command writes, against lifetimes on the written parameters, with lifetimes'
     month made ours (30.4375 days) by rescaling its clock."""
@@ -76,14 +92,18 @@ def test_cli_writes_campaign_ltv(cdnow_csv: Path, defaults_toml: Path, tmp_path:
     argv += ["--observation-end", "1998-06-30", "--refit", "--out", str(out)]
     argv += ["--users", str(tmp_path / "users.csv")]
     argv += ["--campaign-spend", str(tmp_path / "spend.csv"), "--config", str(defaults_toml)]
+    argv += ["--refit-samples", "30"]
     assert cli.main([*argv, "--bootstrap-samples", "200", "--no-progress"]) == 0
     table = pd.read_csv(out / "campaign_ltv.csv")
+    assert set(table["interval_method"]) == {"refit"}
     assert set(table["campaign"]) == {"google_gestao_agil", "meta_broad"}
     assert table["customers"].sum() == 2357
     assert (table["ltv_ci_low"] <= table["ltv_mean"]).all()
     params = json.loads((out / "ltv_params.json").read_text())
     assert params["refit"] is True and params["fitted_through"].startswith("1998-06-30")
     assert params["reference_ratio"]["bootstrap_samples"] == 200
+    assert params["reference_ratio"]["interval_method"] == "refit"
+    assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 30
     # the refit on 18 months differs from the 39-week calibration fit kept under "validation"
     assert params["validation"]["bgnbd"]["r"] == pytest.approx(PAPER_BGNBD["r"], rel=0.01)
     assert params["bgnbd"]["r"] != params["validation"]["bgnbd"]["r"]
@@ -93,13 +113,18 @@ def test_cli_reads_the_configuration_and_flags_override_it(
     cdnow_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "settings.toml"
-    config.write_text('[ltv]\ntime_unit = "D"\nhorizon_months = 6\nmonthly_discount_rate = 0.02\n')
+    config.write_text(
+        '[ltv]\ntime_unit = "D"\nhorizon_months = 6\nmonthly_discount_rate = 0.02\n'
+        'interval_method = "sampling"\n'
+    )
     argv = ["ltv", "--transactions", str(cdnow_csv), "--calibration-end", "1997-09-30"]
     argv += ["--config", str(config), "--no-progress"]
     assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
     params = json.loads((tmp_path / "a" / "ltv_params.json").read_text())
     assert (params["time_unit"], params["horizon_months"]) == ("D", 6)
     assert params["monthly_discount_rate"] == 0.02
+    assert params["intervals"]["interval_method"] == "sampling"
+    assert params["intervals"]["refit_samples"] == 0
     assert cli.main([*argv, "--out", str(tmp_path / "b"), "--horizon-months", "3"]) == 0
     params = json.loads((tmp_path / "b" / "ltv_params.json").read_text())
     assert (params["time_unit"], params["horizon_months"]) == ("D", 3)
@@ -125,6 +150,7 @@ def test_synthetic_company_reference_ratio_close_to_original(
     argv += ["--observation-end", as_of.isoformat(), "--refit"]
     argv += ["--users", str(synthetic_raw / "users.csv")]
     argv += ["--campaign-spend", str(synthetic_raw / "campaign_spend.csv")]
+    argv += ["--interval-method", "sampling"]  # the ratio as the original study computed it
     assert cli.main([*argv, "--config", str(defaults_toml), "--no-progress"]) == 0
     ratio = json.loads((out / "ltv_params.json").read_text())["reference_ratio"]
     assert ratio["campaign"] == "google_gestao_agil" and ratio["bootstrap_samples"] == 2000
@@ -145,6 +171,7 @@ def test_real_retailer_log_fits_in_every_time_unit(
     out = tmp_path / "out"
     argv = ["ltv", "--transactions", str(path), "--calibration-end", "2011-09-09"]
     argv += ["--observation-end", "2011-12-09", "--time-unit", time_unit, "--out", str(out)]
+    argv += ["--interval-method", "sampling"]  # the fits are the point here
     assert cli.main([*argv, "--config", str(defaults_toml), "--no-progress"]) == 0
     params = json.loads((out / "ltv_params.json").read_text())
     assert params["n_customers"] == 3370 and params["time_unit"] == time_unit
@@ -172,7 +199,7 @@ def test_subscription_company_names_both_boundaries_and_values_customers(
     out = tmp_path / "out"
     argv = ["ltv", "--transactions", str(path), "--calibration-end", "2025-03-31", "--refit"]
     argv += ["--observation-end", "2025-06-30", "--out", str(out), "--config", str(defaults_toml)]
-    assert cli.main([*argv, "--no-progress"]) == 0
+    assert cli.main([*argv, "--interval-method", "sampling", "--no-progress"]) == 0
     params = json.loads((out / "ltv_params.json").read_text())
     named = {(b["model"], b["parameter"], b["limit"]) for b in params["boundary"]}
     assert named == {("bgnbd", "a/(a+b)", "0"), ("gamma_gamma", "q", "infinity")}

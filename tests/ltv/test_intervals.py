@@ -19,9 +19,10 @@ from insightos_utils.ltv.economics import (
     percentile_interval,
     reference_ratio,
 )
-from insightos_utils.ltv.intervals import refit_bootstrap
+from insightos_utils.ltv.intervals import DistinctRows, refit_bootstrap
 from insightos_utils.ltv.models.bgnbd import BgNbd
 from insightos_utils.ltv.models.gamma_gamma import GammaGamma
+from insightos_utils.ltv.models.paretonbd import ParetoNbd
 from insightos_utils.ltv.rfm import rfm_summary
 from insightos_utils.ltv.simulate import simulate_transactions
 from insightos_utils.ltv.stage import run_ltv_stage
@@ -43,6 +44,12 @@ def test_refit_draws_value_resamples_with_refitted_models() -> None:
     summary = _world(600, 1)
     draws = refit_bootstrap(summary, SETTINGS, "bgnbd", seed=3, samples=25)
     assert draws.samples == 25 and draws.failed == 0
+    # each replicate's models are kept, and value its customers as customer_ltv does
+    assert len(draws.models) == 25
+    purchases, spend = draws.models[3]
+    np.testing.assert_allclose(
+        customer_ltv(summary, purchases, spend, SETTINGS)["ltv"], draws.ltv[3], rtol=1e-10
+    )
     assert (draws.weights.sum(axis=1) > 500).all()
     everyone = np.ones(len(summary), dtype=bool)
     means = draws.group_means(everyone)
@@ -54,6 +61,35 @@ def test_refit_draws_value_resamples_with_refitted_models() -> None:
     low, high = draws.customer_interval()
     inside = (low <= point["ltv"].to_numpy() + 1e-9) & (point["ltv"].to_numpy() <= high + 1e-9)
     assert inside.mean() > 0.7
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "paretonbd"])
+def test_a_refit_on_distinct_rows_equals_the_fit_of_the_materialised_resample(model: str) -> None:
+    """One replicate: customer weights summed onto the distinct rows and fitted there give the
+    models (and customer values) of the resample built customer by customer."""
+    summary = _world(400, 7)
+    rows = DistinctRows.of(summary)
+    assert len(rows.purchase_rows[0]) < len(summary)
+    w = np.random.default_rng(5).poisson(1.0, len(summary)).astype(float)
+    materialised = summary.iloc[np.repeat(np.arange(len(summary)), w.astype(int))]
+    purchase_model = ParetoNbd() if model == "paretonbd" else BgNbd()
+    purchases, spend = purchase_model.fit(materialised), GammaGamma().fit(materialised)
+    expected = customer_ltv(summary, purchases, spend, SETTINGS)["ltv"].to_numpy()
+    for warm in (None, (purchases, spend)):  # cold, and warm-started from other parameters
+        start = (
+            None if warm is None else (type(purchases)(purchases.params), GammaGamma(spend.params))
+        )
+        refit = rows.refit(w, SETTINGS, model, start)
+        assert type(refit[0]) is type(purchases)
+        assert refit[0].convergence.converged and refit[1].convergence.converged
+        assert refit[0].fitted().n_customers == len(materialised)
+        got = np.array(list(refit[0].params_dict().values()))
+        np.testing.assert_allclose(got, list(purchases.params_dict().values()), rtol=1e-3)
+        np.testing.assert_allclose(
+            list(refit[1].params_dict().values()), list(spend.params_dict().values()), rtol=1e-3
+        )
+        assert refit[0].log_likelihood == pytest.approx(purchases.log_likelihood, abs=1e-4)
+        np.testing.assert_allclose(rows.customer_values(refit, SETTINGS), expected, rtol=1e-4)
 
 
 def test_campaign_table_reports_both_intervals() -> None:
@@ -102,7 +138,7 @@ def test_refit_interval_covers_the_true_campaign_value() -> None:
 def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -> None:
     processed, out = tmp_path / "processed", tmp_path / "out"
     write_processed_company(processed)
-    config = PipelineConfig().with_overrides(bootstrap_samples=300)
+    config = PipelineConfig().with_overrides(bootstrap_samples=300, refit_samples=60)
     assert not run_ltv_stage(out, read_processed(processed), config).skipped
     table = pd.read_csv(out / "campaign_ltv.csv")
     assert set(table["interval_method"]) == {"refit"}
@@ -113,6 +149,9 @@ def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -
     assert (customers["ltv_low_80"] <= customers["ltv_high_80"]).all()
     params = json.loads((out / "ltv_params.json").read_text())
     assert params["intervals"]["interval_method"] == "refit"
-    assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 200
+    assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 60
     values = pd.read_csv(out / "new_customer_value.csv")
     assert values.loc[values["campaign"] == "(all)", "interval_method"].item() == "refit"
+    # every campaign with its own fit is refitted on resamples of its own customers
+    own = values[~values["fallback"]]
+    assert len(own) > 1 and set(own["interval_method"]) == {"refit"}

@@ -40,7 +40,9 @@ def test_table_has_the_all_row_and_intervals_that_hold_the_value() -> None:
     summary = rfm_summary(transactions, "2025-06-30")
     campaigns = pd.Series(np.where(np.arange(len(summary)) < 600, "big", "small_one"))
     campaigns.iloc[-20:] = "tiny"
-    settings = LtvConfig(bootstrap_samples=300, min_campaign_customers=50)
+    settings = LtvConfig(
+        bootstrap_samples=300, min_campaign_customers=50, interval_method="sampling"
+    )
     table = new_customer_value(summary, campaigns, fit_models(summary, settings), settings)
     rows = table.set_index("campaign")
     assert list(rows.index) == [ALL_CAMPAIGNS, "big", "small_one", "tiny"]
@@ -51,3 +53,33 @@ def test_table_has_the_all_row_and_intervals_that_hold_the_value() -> None:
     ).all()
     # subscribers at $49 a month who never leave: first purchase + about 12 more, discounted
     assert 12 * 49 < rows.loc[ALL_CAMPAIGNS, "value"] < 14 * 49
+
+
+def test_campaigns_with_their_own_fit_get_refit_intervals() -> None:
+    transactions = simulate_transactions(
+        700, WORLD_BGNBD, WORLD_GAMMA_GAMMA, end="2025-06-30", seed=23
+    )
+    summary = rfm_summary(transactions, "2025-06-30")
+    names = np.where(np.arange(len(summary)) % 2 == 0, "even", "odd")
+    names[:15] = "tiny"
+    settings = LtvConfig(bootstrap_samples=300, refit_samples=40, min_campaign_customers=50)
+    overall = fit_models(summary, settings, "bgnbd")
+    table = new_customer_value(summary, pd.Series(names), overall, settings).set_index("campaign")
+    own = table.loc[["even", "odd"]]
+    assert (own["interval_method"] == "refit").all() and not own["fallback"].any()
+    assert own["interval"].str.contains("refitted").all()
+    assert ((own["value_low"] < own["value"]) & (own["value"] < own["value_high"])).all()
+    # the sampling-only interval is kept beside; the models' uncertainty widens it
+    refit_width = own["value_high"] - own["value_low"]
+    sampling_width = own["value_high_sampling"] - own["value_low_sampling"]
+    assert (refit_width > sampling_width).all()
+    # a campaign too small for its own fit falls back to the overall value and says so
+    tiny = table.loc["tiny"]
+    assert tiny["fallback"] and tiny["basis"].startswith("overall value")
+    assert tiny["value_low"] == table.loc[ALL_CAMPAIGNS, "value_low"]
+    assert tiny["interval"].startswith("the overall value's")
+    # without the refit method the campaign rows keep the asymptotic interval
+    asymptotic = new_customer_value(
+        summary, pd.Series(names), overall, LtvConfig(interval_method="sampling")
+    ).set_index("campaign")
+    assert set(asymptotic.loc[["even", "odd"], "interval_method"]) == {"asymptotic"}

@@ -92,3 +92,29 @@ def test_stage_values_the_subscription_shape_with_sbg(tmp_path: Path) -> None:
     assert (customers["ltv"] > 0).all()
     campaign_table = pd.read_csv(out / "campaign_ltv.csv")
     assert len(campaign_table) > 1
+
+
+def test_new_subscriber_values_carry_the_sbg_refit_beside_the_sampling_interval() -> None:
+    """A churn world with four campaigns: each campaign's sBG is refitted on resamples of its
+    subscribers; the interval holds the value and is at least as wide as the sampling-only one
+    (the parameters' uncertainty added) in most campaigns."""
+    table = simulate_subscription(
+        1600, acquisition_days=400, period_spread=0.02, churn=(1.2, 3.0), seed=8
+    )
+    pattern = _pattern(table)
+    campaigns = pd.Series(
+        np.array(["a", "b", "c", "d"])[np.arange(len(pattern)) % 4], index=pattern.index
+    )
+    settings = LtvConfig(bootstrap_samples=300, refit_samples=60)
+    values = value_subscribers(pattern, campaigns, AS_OF, settings).new_customer_value
+    rows = values.set_index("campaign")
+    assert set(rows["interval_method"]) == {"refit"}
+    assert ((rows["value_low"] <= rows["value"]) & (rows["value"] <= rows["value_high"])).all()
+    refit = rows["value_high"] - rows["value_low"]
+    sampling = rows["value_high_sampling"] - rows["value_low_sampling"]
+    assert (refit >= sampling).mean() >= 0.75
+    assert rows["interval"].str.contains("sBG refitted").all()
+    held = value_subscribers(
+        pattern, campaigns, AS_OF, LtvConfig(bootstrap_samples=300, interval_method="sampling")
+    ).new_customer_value
+    assert set(held["interval_method"]) == {"sampling"}

@@ -1,7 +1,10 @@
 """``insightos ltv``: read a transactions file, fit, check on the holdout, write the outputs.
 
 Settings come from the configuration (``insightos.toml`` or ``--config``; flags override), the
-same ``[ltv]`` section the pipeline's 04_ltv uses.
+same ``[ltv]`` section the pipeline's 04_ltv uses. Intervals follow ``[ltv] interval_method``
+(default "refit": ``[ltv] refit_samples`` customer resamples, both models refitted on each, as in
+the pipeline); ``ltv_params.json`` records the method and the mean LTV's interval both ways
+(``intervals``), and campaign_ltv.csv and the reference ratio use the refits.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from insightos_utils.config import PipelineConfig
 from insightos_utils.errors import InputError
 from insightos_utils.ltv.analysis import LtvAnalysis, analyse_ltv
 from insightos_utils.ltv.economics import campaign_ltv, reference_ratio
+from insightos_utils.ltv.intervals import interval_record, refit_bootstrap
 from insightos_utils.ltv.narrative import next_dollar_recommendation
 from insightos_utils.ltv.outputs import write_ltv_outputs
 from insightos_utils.ltv.transactions import (
@@ -58,13 +62,28 @@ def ltv_command(
         refit=refit,
         show_progress=show_progress,
     )
+    seed = config.scoring.random_seed
+    refit_draws = None
+    if settings.interval_method == "refit":
+        refit_draws = refit_bootstrap(
+            analysis.summary,
+            settings,
+            analysis.models.model,
+            seed,
+            samples=settings.refit_samples,
+            show_progress=show_progress,
+            warm=(analysis.models.purchases, analysis.models.gamma_gamma),
+        )
+    analysis.params["intervals"] = interval_record(
+        analysis.customer_ltv["ltv"].to_numpy(float), settings, seed, refit_draws
+    )
     campaign_table, ratio, recommendation = None, None, None
     if users_path is not None:
-        seed = config.scoring.random_seed
         users = read_users_campaigns(users_path)
         spend = read_campaign_spend(campaign_spend_path) if campaign_spend_path else None
-        campaign_table = campaign_ltv(analysis.customer_ltv, users, spend, settings, seed)
-        ratio = reference_ratio(analysis.customer_ltv, users, settings, seed)
+        customers = analysis.customer_ltv
+        campaign_table = campaign_ltv(customers, users, spend, settings, seed, refit_draws)
+        ratio = reference_ratio(customers, users, settings, seed, refit_draws)
         recommendation = next_dollar_recommendation(campaign_table, ratio, settings.horizon_months)
         if analysis.holdout is not None and not analysis.params["refit"]:
             analysis.params["notes"].append(

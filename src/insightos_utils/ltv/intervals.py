@@ -6,24 +6,37 @@ it is. The refit bootstrap resamples *customers* (Poisson(1) weights, the stream
 multinomial resample; each campaign's resample size varies as it would) and refits the purchase
 and spend models on each resample (as CLVTools does), then values every customer again with the
 refitted models. A campaign's replicate is the weighted mean of its resampled customers' values
-under that replicate's models: sampling and parameter uncertainty together. ``REFIT_SAMPLES``
-refits keep it a few seconds on a company of a few thousand customers (the fits run on distinct
-weighted rows).
+under that replicate's models: sampling and parameter uncertainty together.
+
+**Cheap by construction.** A resample is a re-weighting of the distinct rows the fits already
+use: each customer's weight is added onto their distinct (frequency, recency, T) row and their
+distinct (frequency, monetary value) row (``np.bincount``), and the models are fitted on those
+rows with the summed weights (``fit_weighted``): the same objective as the materialised resample,
+without building it. Each refit starts from the full data's fit (``warm``; the other starting
+points are run only where that start does not converge, measured as for every fit). Customers are
+valued per distinct row too: the discounted expected purchases once per (x, t_x, T) row, the
+expected value per purchase once per (x, m) row, multiplied per customer.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from insightos_utils.config import LtvConfig
-from insightos_utils.ltv.analysis import fit_models
+from insightos_utils.ltv.economics import CONFIDENCE, bootstrap_means, percentile_interval
 from insightos_utils.ltv.models.base import FitError
-from insightos_utils.ltv.value import customer_ltv, new_customer_ltv
+from insightos_utils.ltv.models.bgnbd import BgNbd
+from insightos_utils.ltv.models.gamma_gamma import GammaGamma
+from insightos_utils.ltv.models.paretonbd import ParetoNbd
+from insightos_utils.ltv.rfm import distinct_rows
+from insightos_utils.ltv.value import discounted_purchases, new_customer_ltv
 
 REFIT_SAMPLES = 200
 PREDICTION_LEVEL = 0.80
@@ -32,17 +45,21 @@ INTERVAL_METHODS = {
     "sampling": "customers' point values resampled, model parameters held fixed (sampling only)",
 }
 
+Models = tuple[Any, Any]  # (purchase model, spend model) of one replicate
+
 
 @dataclass
 class RefitDraws:
     """Per-replicate customer values (samples, customers), the resample weights behind them and
     each replicate's value of a just-acquired customer's repeat purchases; NaN rows: a resample
-    the models could not be fitted on."""
+    the models could not be fitted on. ``models`` holds each successful replicate's fitted
+    (purchase model, Gamma-Gamma) pair, in the order of the finite rows of ``ltv``."""
 
     ltv: np.ndarray
     weights: np.ndarray
     new_customer_repeat: np.ndarray
     failed: int
+    models: list[Models] = field(default_factory=list)
 
     @property
     def samples(self) -> int:
@@ -66,6 +83,106 @@ class RefitDraws:
         return low, high
 
 
+def purchase_model_name(model: str) -> str:
+    """The purchase model that values customers under ``model`` (auto values with BG/NBD
+    until the holdout comparison has chosen, as ``analysis.fit_models``)."""
+    return "paretonbd" if model == "paretonbd" else "bgnbd"
+
+
+@dataclass
+class DistinctRows:
+    """A summary's customers as codes onto its distinct rows: (x, t_x, T) for the purchase
+    model, (x, m) for the spend model. ``refit`` fits both on a resample given as one weight
+    per customer."""
+
+    purchase_rows: list[np.ndarray]
+    purchase_codes: np.ndarray
+    spend_rows: list[np.ndarray]
+    spend_codes: np.ndarray
+
+    @classmethod
+    def of(cls, summary: pd.DataFrame) -> DistinctRows:
+        purchase_rows, purchase_codes, _ = distinct_rows(
+            summary["frequency"], summary["recency"], summary["T"]
+        )
+        spend_rows, spend_codes, _ = distinct_rows(summary["frequency"], summary["monetary_value"])
+        return cls(purchase_rows, purchase_codes, spend_rows, spend_codes)
+
+    def __len__(self) -> int:
+        return len(self.purchase_codes)
+
+    def refit(
+        self,
+        weights: np.ndarray,
+        settings: LtvConfig,
+        model: str,
+        warm: Models | None = None,
+        retry: bool = True,
+    ) -> Models:
+        """The purchase model (``model``) and Gamma-Gamma fitted on the resample that gives
+        customer i the weight ``weights[i]``; ``warm``: fitted models to start from, and with
+        ``retry`` False a warm start that does not converge is not retried from the other
+        starting points (the models then say they did not converge)."""
+        x, t_x, age = self.purchase_rows
+        by_row = np.bincount(self.purchase_codes, weights=weights, minlength=len(x))
+        cls = ParetoNbd if purchase_model_name(model) == "paretonbd" else BgNbd
+        purchases = cls(penalizer=settings.penalizer)
+        spend = GammaGamma(penalizer=settings.penalizer)
+        purchases.retry_starts = spend.retry_starts = retry
+        purchases.fit_weighted(
+            x, t_x, age, by_row, _warm_params(warm[0] if warm else None), True, True
+        )
+        sx, sm = self.spend_rows
+        by_spend = np.bincount(self.spend_codes, weights=weights, minlength=len(sx))
+        spend.fit_weighted(sx, sm, by_spend, _warm_params(warm[1] if warm else None), True, True)
+        return purchases, spend
+
+    def customer_values(self, models: Models, settings: LtvConfig) -> np.ndarray:
+        """Every customer's ``customer_ltv`` value under ``models``, computed per distinct row."""
+        purchases, spend = models
+        x, t_x, age = self.purchase_rows
+        discounted = discounted_purchases(purchases, x, t_x, age, settings, distinct=True)
+        sx, sm = self.spend_rows
+        per_purchase = np.asarray(spend.expected_average_value(sx, sm), dtype=float)
+        return (
+            settings.gross_margin * per_purchase[self.spend_codes] * discounted[self.purchase_codes]
+        )
+
+
+def _warm_params(model: Any) -> Any:
+    """A fitted model's parameters to warm-start a refit from: where it predicts from a limiting
+    model, the best interior point it found (a resample's optimum is near it)."""
+    if model is None:
+        return None
+    if getattr(model, "limit", None) is not None:
+        return getattr(model, "interior", None)
+    return model.params
+
+
+def replicates(
+    rows: DistinctRows,
+    settings: LtvConfig,
+    model: str,
+    rng: np.random.Generator,
+    samples: int,
+    warm: Models | None = None,
+    desc: str | None = None,
+    retry: bool = True,
+) -> Iterator[tuple[np.ndarray, Models | None]]:
+    """``samples`` Poisson(1) customer weightings of ``rows`` and the models refitted on each
+    (None where a resample cannot be fitted: ``FitError``; with ``retry`` False also where a
+    warm-started fit did not converge)."""
+    for _ in tqdm(range(samples), desc=desc, file=sys.stderr, disable=desc is None):
+        w = rng.poisson(1.0, len(rows)).astype(float)
+        try:
+            models = rows.refit(w, settings, model, warm, retry)
+        except FitError:
+            yield w, None
+            continue
+        converged = all(m.convergence.converged for m in models)
+        yield w, models if retry or converged else None
+
+
 def refit_bootstrap(
     summary: pd.DataFrame,
     settings: LtvConfig,
@@ -73,25 +190,80 @@ def refit_bootstrap(
     seed: int = 42,
     samples: int = REFIT_SAMPLES,
     show_progress: bool = False,
+    warm: Models | None = None,
 ) -> RefitDraws:
     """``samples`` customer resamples of ``summary``, each refitted (``model``: the purchase
-    model chosen for the point values) and valued over the horizon."""
+    model chosen for the point values) and valued over the horizon. ``warm``: the point fit's
+    (purchase model, Gamma-Gamma), to start each refit from; fitted here when not given."""
     rng = np.random.default_rng(seed)
-    n = len(summary)
+    rows = DistinctRows.of(summary)
+    n = len(rows)
     ltv = np.full((samples, n), np.nan)
     weights = np.zeros((samples, n))
     repeat = np.full(samples, np.nan)
-    failed = 0
-    positions = np.arange(n)
-    for b in tqdm(range(samples), desc="ltv refits", file=sys.stderr, disable=not show_progress):
-        w = rng.poisson(1.0, n)
+    fitted: list[Models] = []
+    if warm is None:
         try:
-            models = fit_models(summary.iloc[np.repeat(positions, w)], settings, model)
+            warm = rows.refit(np.ones(n), settings, model)
         except FitError:
-            failed += 1
+            warm = None
+    desc = "ltv refits" if show_progress else None
+    for b, (w, models) in enumerate(replicates(rows, settings, model, rng, samples, warm, desc)):
+        if models is None:
             continue
-        table = customer_ltv(summary, models.purchases, models.gamma_gamma, settings)
-        ltv[b] = table["ltv"].to_numpy(float)
-        weights[b] = w
-        repeat[b] = float(new_customer_ltv(models.purchases, models.gamma_gamma, settings)[0])
-    return RefitDraws(ltv, weights, repeat, failed)
+        values = rows.customer_values(models, settings)
+        new = float(new_customer_ltv(*models, settings)[0])
+        if not (np.isfinite(values).all() and np.isfinite(new)):
+            continue  # the refitted models' predictions broke down: counted as failed
+        ltv[b], weights[b], repeat[b] = values, w, new
+        fitted.append(models)
+    return RefitDraws(ltv, weights, repeat, samples - len(fitted), fitted)
+
+
+def refit_new_customer(
+    summary: pd.DataFrame,
+    settings: LtvConfig,
+    model: str,
+    seed: int,
+    samples: int,
+    warm: Models | None = None,
+) -> tuple[np.ndarray, int]:
+    """A just-acquired customer's value over ``samples`` customer resamples of ``summary``
+    (e.g. one campaign's customers): the resample's mean first purchase times the margin plus
+    the refitted models' repeat value; NaN where a resample could not be fitted (or its
+    warm-started fit did not converge), and how many."""
+    rng = np.random.default_rng(seed)
+    rows = DistinctRows.of(summary)
+    first = summary["first_purchase_value"].to_numpy(float)
+    draws = np.full(samples, np.nan)
+    # a campaign's small resamples often run to a boundary; a warm start that does not converge
+    # there is counted as failed rather than retried from every start (a walk to the boundary)
+    fits = replicates(rows, settings, model, rng, samples, warm, retry=False)
+    for b, (w, models) in enumerate(fits):
+        if models is None or not w.sum():
+            continue
+        repeat = float(new_customer_ltv(*models, settings)[0])
+        draws[b] = settings.gross_margin * float(w @ first) / float(w.sum()) + repeat
+    return draws, int((~np.isfinite(draws)).sum())
+
+
+def interval_record(
+    ltv: np.ndarray, settings: LtvConfig, seed: int, refit: RefitDraws | None
+) -> dict[str, Any]:
+    """``intervals`` of ltv_params.json: the method, its refits, and the mean LTV's interval
+    both ways (sampling only: the customers' point values resampled; refit: sampling and
+    parameters), so a reader sees what the models' uncertainty adds."""
+    method = "refit" if refit is not None and refit.samples else "sampling"
+    rng = np.random.default_rng(seed)
+    sampling = percentile_interval(bootstrap_means(ltv, max(settings.bootstrap_samples, 1), rng))
+    mean_ltv: dict[str, Any] = {"mean": float(ltv.mean()), "confidence": CONFIDENCE}
+    mean_ltv["sampling"] = list(sampling)
+    if refit is not None and refit.samples:
+        mean_ltv["refit"] = list(percentile_interval(refit.group_means(np.ones(len(ltv), bool))))
+    return {
+        "interval_method": method,
+        "meaning": INTERVAL_METHODS[method],
+        "refit_samples": refit.samples if refit is not None else 0,
+        "refit_failed": refit.failed if refit is not None else 0,
+        "mean_ltv": mean_ltv,
+    }

@@ -7,18 +7,26 @@ repeat purchases a customer with no history yet is expected to make (``value.new
 
 Each campaign with at least ``min_campaign_customers`` customers and ``min_repeat_customers``
 repeat buyers gets its own fit of the chosen purchase model and Gamma-Gamma (campaigns differ in how often their
-customers come back); the others use the overall fit and the overall value (``fallback``), as
-does the ``(all)`` row. The interval combines the sampling spread of the campaign's mean first
-purchase (bootstrap) with the fitted models' parameter uncertainty (draws from the asymptotic
-normal distribution of the fit); where a fit's parameters are not pinned down (a singular
-Hessian, or standard errors too wide for a normal approximation) only the first purchase varies,
-and ``interval`` says so.
+customers come back); the others use the overall value and its interval (``fallback``, ``basis``
+says why). The ``(all)`` row rests on the overall fit.
+
+**Intervals** (``interval_method``). With ``[ltv] interval_method = "refit"`` a campaign with its
+own fit is resampled ``[ltv] refit_samples`` times (its customers, Poisson(1) weights), both
+models refitted on each resample (``intervals.refit_new_customer``) and a just-acquired
+customer valued again: the resample's mean first purchase plus the refitted models' repeat
+value, so sampling and parameter uncertainty together ("refit"); the ``(all)`` row uses the
+pipeline's refit bootstrap of every customer. Otherwise, or where fewer than
+``MIN_REFIT_SHARE`` of a campaign's resamples could be fitted, the first purchase is
+bootstrapped and the parameters drawn from the fit's asymptotic normal distribution
+("asymptotic"; where a fit's parameters are not pinned down only the first purchase varies, and
+``interval`` says so). ``value_low_sampling`` / ``value_high_sampling`` keep the sampling-only
+interval beside (the first purchase resampled, the models held at the fit), as
+``campaign_ltv.csv`` does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,11 +34,9 @@ import pandas as pd
 from insightos_utils.config import LtvConfig
 from insightos_utils.ltv.analysis import FittedModels, fit_models
 from insightos_utils.ltv.economics import bootstrap_means, percentile_interval
+from insightos_utils.ltv.intervals import RefitDraws, refit_new_customer
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.value import new_customer_ltv
-
-if TYPE_CHECKING:
-    from insightos_utils.ltv.intervals import RefitDraws
 
 ALL_CAMPAIGNS = "(all)"
 NEW_CUSTOMER_VALUE_FILE = "new_customer_value.csv"
@@ -44,7 +50,10 @@ NEW_CUSTOMER_VALUE_COLUMNS = [
     "basis",
     "interval",
     "interval_method",
+    "value_low_sampling",
+    "value_high_sampling",
 ]
+MIN_REFIT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class NewCustomerValue:
     high: float
     interval: str
     method: str = "asymptotic"
+    sampling_low: float = float("nan")
+    sampling_high: float = float("nan")
 
 
 def value_of_new_customer(
@@ -79,7 +90,41 @@ def value_of_new_customer(
         draws = first_draws + new_customer_ltv(purchases, spend, settings)
         interval = "first purchase (bootstrap) and model parameters (asymptotic normal draws)"
     low, high = percentile_interval(draws)
-    return NewCustomerValue(value, low, high, interval)
+    sampling_low, sampling_high = percentile_interval(first_draws + repeat)
+    return NewCustomerValue(value, low, high, interval, "asymptotic", sampling_low, sampling_high)
+
+
+def refit_interval(
+    found: NewCustomerValue,
+    summary: pd.DataFrame,
+    own: FittedModels,
+    settings: LtvConfig,
+    seed: int,
+) -> NewCustomerValue:
+    """``found`` with the interval of a refit bootstrap of ``summary`` (one campaign's
+    customers), warm-started from its own fit; unchanged, and saying so, where fewer than
+    ``MIN_REFIT_SHARE`` of the resamples could be fitted."""
+    samples = int(settings.refit_samples)
+    draws, failed = refit_new_customer(
+        summary, settings, own.model, seed, samples, (own.purchases, own.gamma_gamma)
+    )
+    fitted = draws[np.isfinite(draws)]
+    if len(fitted) < MIN_REFIT_SHARE * samples:
+        return replace(
+            found,
+            interval=f"{found.interval}; the refit bootstrap could fit only {len(fitted)} of "
+            f"{samples} resamples of the campaign's customers",
+        )
+    low, high = percentile_interval(fitted)
+    return replace(
+        found,
+        low=low,
+        high=high,
+        interval=f"the campaign's customers resampled, both models refitted each time "
+        f"({len(fitted)} refits"
+        + (f", {failed} resamples could not be fitted)" if failed else ")"),
+        method="refit",
+    )
 
 
 def new_customer_value(
@@ -114,7 +159,8 @@ def new_customer_value(
             method="refit",
         )
     rows = [_row(ALL_CAMPAIGNS, len(first), everyone, False, "overall fit, every customer")]
-    for name in sorted(set(names)):
+    overall_value = replace(everyone, interval=f"the overall value's: {everyone.interval}")
+    for index, name in enumerate(sorted(set(names))):
         members = names == name
         count = int(members.sum())
         repeaters = int((summary["frequency"].to_numpy()[members] > 0).sum())
@@ -130,14 +176,16 @@ def new_customer_value(
                 f"min_repeat_customers = {settings.min_repeat_customers}"
             )
         if basis is not None:
-            rows.append(_row(name, count, everyone, True, basis))
+            rows.append(_row(name, count, overall_value, True, basis))
             continue
         try:
             own = fit_models(summary[members], settings, overall.model)
         except FitError as error:
-            rows.append(_row(name, count, everyone, True, f"overall value: {error}"))
+            rows.append(_row(name, count, overall_value, True, f"overall value: {error}"))
             continue
         found = value_of_new_customer(first[members], own, settings, rng)
+        if settings.interval_method == "refit":
+            found = refit_interval(found, summary[members], own, settings, seed + 1 + index)
         rows.append(_row(name, count, found, False, "campaign's own fit"))
     return pd.DataFrame(rows, columns=NEW_CUSTOMER_VALUE_COLUMNS)
 
@@ -155,4 +203,6 @@ def _row(
         "basis": basis,
         "interval": value.interval,
         "interval_method": value.method,
+        "value_low_sampling": value.sampling_low,
+        "value_high_sampling": value.sampling_high,
     }

@@ -164,6 +164,7 @@ def _compute(
             seed,
             samples=settings.refit_samples,
             show_progress=show_progress,
+            warm=(analysis.models.purchases, analysis.models.gamma_gamma),
         )
         low, high = refit.customer_interval()
         analysis.customer_ltv["ltv_low_80"] = low

@@ -40,7 +40,7 @@ from insightos_utils.ltv.models.sbg import (
     survival_rows,
 )
 from insightos_utils.ltv.units import DAYS_PER_MONTH
-from insightos_utils.ltv.value import discounted_margins, margin_column
+from insightos_utils.ltv.value import discount_factors, discounted_margins, margin_column
 
 MIN_PAYMENTS = 3
 MONTHLY_DAYS = (25.0, 35.0)
@@ -174,6 +174,53 @@ def fit_rows(rows: pd.DataFrame, settings: LtvConfig) -> ShiftedBetaGeometric:
     return ShiftedBetaGeometric(penalizer=settings.penalizer).fit(weighted)
 
 
+def new_subscriber_factor(params: SbgParams | None, settings: LtvConfig) -> float:
+    """A just-acquired subscriber's discounted expected payments, the first one (now) included:
+    1 + sum_k S(k) / (1 + d)^k over the horizon."""
+    horizon = int(settings.horizon_months)
+    return 1.0 + float(
+        _payments(params, np.zeros(1), horizon)[0] @ discount_factors(settings, horizon)
+    )
+
+
+def refit_factors(
+    rows: pd.DataFrame,
+    params: SbgParams,
+    settings: LtvConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The refit bootstrap of a group of subscribers: ``[ltv] refit_samples`` Poisson(1)
+    resamples of them (each with their observed renewals and cancellation, or censoring), the
+    survival counts rebuilt (weights summed onto the distinct (t, dead) rows), the sBG refitted
+    (warm from ``params``) and a new subscriber's payment factor recomputed. Returns the factors
+    (NaN where nobody in a resample cancelled: the sBG cannot be fitted) and the weights."""
+    keys, codes = np.unique(
+        np.column_stack([rows["t"].to_numpy(float), rows["dead"].to_numpy(float)]),
+        axis=0,
+        return_inverse=True,
+    )
+    codes = codes.reshape(-1)
+    samples = int(settings.refit_samples)
+    factors = np.full(samples, np.nan)
+    weights = rng.poisson(1.0, (samples, len(rows))).astype(float)
+    for b in range(samples):
+        counts = np.bincount(codes, weights=weights[b], minlength=len(keys))
+        try:
+            model = ShiftedBetaGeometric(penalizer=settings.penalizer).fit(
+                survival_rows(keys[:, 0], keys[:, 1], counts), params, bootstrap=True
+            )
+        except FitError:
+            continue
+        factors[b] = new_subscriber_factor(model.params, settings)
+    return factors, weights
+
+
+def _resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    totals = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ values) / totals
+
+
 @dataclass
 class SubscriptionValue:
     """The sBG valuation: the customer table, per-campaign records and new-customer values."""
@@ -197,7 +244,11 @@ def value_subscribers(
     seed: int = 42,
 ) -> SubscriptionValue:
     """Value every customer with the sBG of their acquisition campaign (or the overall one)."""
-    from insightos_utils.ltv.new_customers import ALL_CAMPAIGNS, NEW_CUSTOMER_VALUE_COLUMNS
+    from insightos_utils.ltv.new_customers import (
+        ALL_CAMPAIGNS,
+        MIN_REFIT_SHARE,
+        NEW_CUSTOMER_VALUE_COLUMNS,
+    )
 
     horizon = int(settings.horizon_months)
     rows = renewal_rows(pattern, as_of)
@@ -227,7 +278,7 @@ def value_subscribers(
     rng = np.random.default_rng(seed)
     new_rows = []
     price = pattern["mean_amount"].to_numpy(float)
-    discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
+    overall_factors: np.ndarray | None = None
     for name in [ALL_CAMPAIGNS, *sorted(set(names))]:
         members = np.ones(len(rows), dtype=bool) if name == ALL_CAMPAIGNS else names == name
         count = int(members.sum())
@@ -268,10 +319,39 @@ def value_subscribers(
         }
         # a just-acquired subscriber: the first payment now, then S(k) in month k
         first = price[members]
-        factor = 1.0 + float(_payments(params, np.zeros(1), horizon)[0] @ discount)
+        factor = new_subscriber_factor(params, settings)
         samples = max(int(settings.bootstrap_samples), 1)
         draws = settings.gross_margin * factor * bootstrap_means(first, samples, rng)
-        low, high = percentile_interval(draws)
+        sampling_low, sampling_high = percentile_interval(draws)
+        low, high, method = sampling_low, sampling_high, "sampling"
+        interval = "mean payment (bootstrap); sBG parameters held at the fit"
+        fallback = basis.startswith("overall") and name != ALL_CAMPAIGNS
+        if settings.interval_method == "refit" and params is not None:
+            if fallback and overall_factors is not None:  # the overall sBG's refits
+                factors = overall_factors
+                weights = rng.poisson(1.0, (len(factors), count)).astype(float)
+                interval = (
+                    "the overall sBG refitted on resamples of every subscriber, the campaign's "
+                    "mean payment resampled"
+                )
+            else:
+                factors, weights = refit_factors(rows[members], params, settings, rng)
+                interval = "subscribers resampled (renewals, cancellations), sBG refitted each time"
+                if name == ALL_CAMPAIGNS:
+                    overall_factors = factors
+            refits = settings.gross_margin * factors * _resampled_means(first, weights)
+            kept = refits[np.isfinite(refits)]
+            if len(kept) >= MIN_REFIT_SHARE * len(refits):
+                low, high = percentile_interval(kept)
+                method = "refit"
+                interval += f" ({len(kept)} of {len(refits)} resamples fitted)"
+            else:
+                interval += (
+                    f": only {len(kept)} of {len(refits)} resamples could be fitted (nobody "
+                    "cancelled in the others), so the interval is the sampling-only one"
+                )
+        elif params is None:
+            interval = "mean payment (bootstrap); no churn observed, so no sBG to refit"
         new_rows.append(
             {
                 "campaign": name,
@@ -279,10 +359,12 @@ def value_subscribers(
                 "value": settings.gross_margin * factor * float(first.mean()),
                 "value_low": low,
                 "value_high": high,
-                "fallback": basis.startswith("overall") and name != ALL_CAMPAIGNS,
+                "fallback": fallback,
                 "basis": f"sBG: {basis}",
-                "interval": "mean payment (bootstrap); sBG parameters held at the fit",
-                "interval_method": "sampling",
+                "interval": interval,
+                "interval_method": method,
+                "value_low_sampling": sampling_low,
+                "value_high_sampling": sampling_high,
             }
         )
     ltv, margins = discounted_margins(monthly, price, settings)

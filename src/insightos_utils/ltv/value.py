@@ -50,6 +50,19 @@ def margin_column(month: int) -> str:
     return f"margin_month_{month:02d}"
 
 
+def purchases_by_horizon(
+    purchases: PurchaseModel, horizons: np.ndarray, frequency: Any, recency: Any, T: Any
+) -> np.ndarray:
+    """Expected repeat purchases by each of ``horizons``: (rows, horizons), rows being the
+    customers, or a model's parameter draws for one customer. A model with
+    ``expected_purchases_by_horizon`` computes what does not depend on the horizon once."""
+    by_horizon = getattr(purchases, "expected_purchases_by_horizon", None)
+    if by_horizon is not None:
+        return np.atleast_2d(by_horizon(horizons, frequency, recency, T))
+    columns = [np.ravel(purchases.expected_purchases(h, frequency, recency, T)) for h in horizons]
+    return np.column_stack(columns)
+
+
 def monthly_expected_purchases(
     purchases: PurchaseModel,
     frequency: Any,
@@ -57,21 +70,21 @@ def monthly_expected_purchases(
     T: Any,
     horizon_months: int,
     month_length: float,
+    distinct: bool = False,
 ) -> np.ndarray:
     """Expected repeat purchases in each of the next months: shape (customers, horizon_months).
 
     ``month_length`` is one month in the data's time units. Computed once per distinct
-    (x, t_x, T) row, then spread back to the customers.
+    (x, t_x, T) row, then spread back to the customers (``distinct``: the rows are distinct).
     """
-    (ux, ut, uT), inverse, _ = distinct_rows(frequency, recency, T)
-    cumulative = np.column_stack(
-        [np.zeros(len(ux))]
-        + [
-            purchases.expected_purchases(i * month_length, ux, ut, uT)
-            for i in range(1, horizon_months + 1)
-        ]
-    )
-    return np.diff(cumulative, axis=1)[inverse]
+    if distinct:
+        (ux, ut, uT), inverse = (np.asarray(c, dtype=float) for c in (frequency, recency, T)), None
+    else:
+        (ux, ut, uT), inverse, _ = distinct_rows(frequency, recency, T)
+    horizons = month_length * np.arange(1, horizon_months + 1, dtype=float)
+    by_month = purchases_by_horizon(purchases, horizons, ux, ut, uT)
+    monthly = np.diff(np.column_stack([np.zeros(len(ux)), by_month]), axis=1)
+    return monthly if inverse is None else monthly[inverse]
 
 
 def discounted_margins(
@@ -79,10 +92,32 @@ def discounted_margins(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The LTV arithmetic, in one place: expected margin of each month (rows, months) and its
     sum discounted at the end of each month (rows,)."""
-    horizon = monthly_purchases.shape[1]
-    discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
     margins = monthly_purchases * (settings.gross_margin * value_per_purchase)[:, None]
-    return margins @ discount, margins
+    return margins @ discount_factors(settings, monthly_purchases.shape[1]), margins
+
+
+def discount_factors(settings: LtvConfig, horizon: int) -> np.ndarray:
+    """1 / (1 + d)^i for the end of months i = 1..horizon."""
+    return (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
+
+
+def discounted_purchases(
+    purchases: PurchaseModel,
+    frequency: Any,
+    recency: Any,
+    T: Any,
+    settings: LtvConfig,
+    month_length: float | None = None,
+    distinct: bool = False,
+) -> np.ndarray:
+    """Per row: the expected repeat purchases of each month of the horizon, discounted and
+    summed. A customer's ``customer_ltv`` value is gross margin x expected value per purchase x
+    this, so the refit bootstrap values its distinct (x, t_x, T) rows with it, not customers:
+    ``distinct`` says the rows are distinct already."""
+    horizon = int(settings.horizon_months)
+    month = periods_per_month(settings.time_unit) if month_length is None else month_length
+    monthly = monthly_expected_purchases(purchases, frequency, recency, T, horizon, month, distinct)
+    return monthly @ discount_factors(settings, horizon)
 
 
 def new_customer_ltv(
@@ -97,11 +132,9 @@ def new_customer_ltv(
     included: it has happened at acquisition."""
     horizon = int(settings.horizon_months)
     month = periods_per_month(settings.time_unit) if month_length is None else month_length
-    by_month = [
-        np.atleast_1d(purchases.expected_purchases(i * month, 0.0, 0.0, 0.0))
-        for i in range(1, horizon + 1)
-    ]
-    monthly = np.diff(np.column_stack([np.zeros_like(by_month[0]), *by_month]), axis=1)
+    horizons = month * np.arange(1, horizon + 1, dtype=float)
+    by_month = purchases_by_horizon(purchases, horizons, 0.0, 0.0, 0.0)
+    monthly = np.diff(np.column_stack([np.zeros(len(by_month)), by_month]), axis=1)
     value = np.atleast_1d(spend.expected_average_value(0.0, 0.0)).astype(float)
     rows = max(len(monthly), len(value))
     ltv, _ = discounted_margins(

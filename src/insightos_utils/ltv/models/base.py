@@ -167,6 +167,19 @@ class LikelihoodModel(ABC):
     def __init__(self, penalizer: float = 0.0) -> None:
         self.penalizer = penalizer
         self.record: FitRecord | None = None
+        # False for a bootstrap refit (``bootstrap_refit``)
+        self.measure_precision = True
+        self.optimiser_gtol = 1e-10
+        self.retry_starts = True  # False: a warm start that does not converge is the answer
+
+    def bootstrap_refit(self) -> None:
+        """Fit as one replicate of a bootstrap, whose replicates are the uncertainty: no Hessian
+        (standard errors), and the optimiser stops once the projected gradient is a tenth of
+        ``GRADIENT_TOLERANCE`` (instead of polishing to rounding noise: the parameters move by
+        about 1e-5 of themselves, far inside the bootstrap's spread). Convergence is measured
+        as for every fit."""
+        self.measure_precision = False
+        self.optimiser_gtol = GRADIENT_TOLERANCE / 10
 
     # --- what a model defines ----------------------------------------------------------------
 
@@ -270,7 +283,12 @@ class LikelihoodModel(ABC):
             method="L-BFGS-B",
             bounds=list(zip(low, high, strict=True)),
             callback=reached_best if math.isfinite(best) else None,
-            options={"maxiter": MAX_ITERATIONS, "ftol": 1e-15, "gtol": 1e-10, "maxls": 50},
+            options={
+                "maxiter": MAX_ITERATIONS,
+                "ftol": 1e-15,
+                "gtol": self.optimiser_gtol,
+                "maxls": 50,
+            },
         )
         value, gradient = self._objective(result.x, rows)
         projected, _, _ = self._projected_gradient(result.x, gradient)
@@ -438,12 +456,38 @@ class LikelihoodModel(ABC):
         return self.record
 
     def fit_rows(
-        self, rows: WeightedRows, n_customers: int, starts: Sequence[np.ndarray] | None = None
+        self,
+        rows: WeightedRows,
+        n_customers: int,
+        starts: Sequence[np.ndarray] | None = None,
+        warm: np.ndarray | None = None,
     ) -> Optimum:
-        """Maximise (from ``starts``, e.g. a warm start, or the model's own starting points),
-        measure precision, and keep the record; returns the optimum."""
-        optimum = self.maximise(rows, starts)
-        errors, note, covariance = self.precision(optimum, rows)
+        """Maximise (from ``starts``, or the model's own starting points), measure precision,
+        and keep the record; returns the optimum.
+
+        ``warm`` (natural parameters, e.g. the fit of the full data for a bootstrap resample) is
+        tried alone first; only where that run does not converge (measured as always) are the
+        other starts run as well, the warm one among them (unless ``retry_starts`` is False:
+        then that run stands, recorded as not converged)."""
+        usable = warm is not None and bool(np.isfinite(warm).all() and (np.asarray(warm) > 0).all())
+        optimum = None
+        if usable:
+            try:
+                optimum = self.maximise(rows, [np.asarray(warm, dtype=float)])
+            except FitError:
+                optimum = None
+            if optimum is not None and not optimum.convergence.converged and self.retry_starts:
+                optimum = None
+        if optimum is None:
+            if usable:
+                own = list(starts) if starts is not None else self.starting_points(rows)
+                starts = [np.asarray(warm, dtype=float), *own]
+            optimum = self.maximise(rows, starts)
+        if self.measure_precision:
+            errors, note, covariance = self.precision(optimum, rows)
+        else:
+            errors, covariance = dict.fromkeys(self.parameter_names), None
+            note = f"{self.title}: standard errors not computed (a bootstrap refit)"
         self.record = FitRecord(
             log_likelihood=optimum.log_likelihood,
             n_customers=n_customers,
@@ -529,3 +573,20 @@ def unique_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     functions: gammaln and digamma of a few hundred distinct frequencies, not a million)."""
     distinct, inverse = np.unique(values, return_inverse=True)
     return distinct, inverse.reshape(-1)
+
+
+def positive_rows(
+    columns: Sequence[Any], weights: Any = None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Equal-length columns as float arrays and their weights (default one per row), keeping
+    only the rows with a positive weight: a customer left out of a bootstrap resample (weight 0)
+    is not in it, so e.g. the oldest customer's age is the resample's, as in a materialised
+    resample."""
+    arrays = [np.asarray(column, dtype=float) for column in columns]
+    if weights is None:
+        return arrays, np.ones(len(arrays[0]))
+    counts = np.asarray(weights, dtype=float)
+    keep = counts > 0
+    if keep.all():
+        return arrays, counts
+    return [array[keep] for array in arrays], counts[keep]

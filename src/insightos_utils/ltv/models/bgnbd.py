@@ -7,6 +7,8 @@ The fit is the base's bounded maximum likelihood on a clock rescaled so that the
 customer's T is 1 (as lifetimes does; alpha is scaled back after). Where the data show no
 evidence of customers stopping, the optimum lies at a/(a+b) -> 0: the model becomes its limit,
 the NBD (everyone stays alive), which is fitted and used for predictions (``Nbd``).
+
+The NBD and its Poisson limit live in ``models.nbd`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -21,21 +23,25 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from insightos_utils.ltv.models.base import (
     Boundary,
-    FitError,
     LikelihoodModel,
     WeightedRows,
     unique_index,
 )
-from insightos_utils.ltv.rfm import distinct_rows, float_array
+from insightos_utils.ltv.models.nbd import (
+    LIMIT_TOLERANCE,
+    Nbd,
+    Poisson,
+    _arrays,
+    _rescale_error,
+    horizon_columns,
+    purchase_data,
+)
+from insightos_utils.ltv.rfm import distinct_rows
 
 # The no-dropout boundary: the BG/NBD optimum is its limit, the NBD, when the NBD fits at least
 # as well as the best interior point (to LIMIT_TOLERANCE log-likelihood units) and that point's
 # mean dropout probability a / (a + b) is below DROPOUT_LIMIT.
 DROPOUT_LIMIT = 1e-3
-LIMIT_TOLERANCE = 0.01
-# The homogeneous-rate boundary of the NBD: r at least this large (the spread of purchase rates,
-# coefficient of variation 1/sqrt(r), is gone) with the Poisson as good: the NBD is the Poisson.
-RATE_SHAPE_LIMIT = 1e5
 SINGULAR_STEP = 1e-8  # relative change of the forecast there: about 1e-8
 
 
@@ -47,10 +53,6 @@ class BgNbdParams:
     alpha: float
     a: float
     b: float
-
-
-def _arrays(*values: Any) -> list[np.ndarray]:
-    return [float_array(v) for v in values]
 
 
 def log_likelihood(params: BgNbdParams, frequency: Any, recency: Any, T: Any) -> np.ndarray:
@@ -96,6 +98,20 @@ def expected_purchases(
     return _remaining_purchases(params, horizon, x, age) / (1 + (x > 0) * odds_dead)
 
 
+def expected_purchases_by_horizon(
+    params: BgNbdParams, horizons: Any, frequency: Any, recency: Any, T: Any
+) -> np.ndarray:
+    """``expected_purchases`` at each of ``horizons``, shape (rows, horizons): the dropout
+    odds once per row, the hypergeometric part once per distinct (x, T) pair and horizon."""
+    x, t_x, age = (a.ravel() for a in np.broadcast_arrays(*_arrays(frequency, recency, T)))
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    odds_dead = (a / (b + np.maximum(x, 1) - 1)) * ((alpha + age) / (alpha + t_x)) ** (r + x)
+    (ux, uT), inverse, _ = distinct_rows(x, age)
+    window = np.asarray(horizons, dtype=float)[None, :]
+    remaining = _remaining_purchases(params, window, ux[:, None], uT[:, None])
+    return remaining[inverse] / (1 + (x > 0) * odds_dead)[:, None]
+
+
 def _remaining_purchases(params: BgNbdParams, horizon: Any, x: Any, age: Any) -> np.ndarray:
     """The numerator of FHL 2005 eq. 10: (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x)
     2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]."""
@@ -124,13 +140,6 @@ def _remaining_purchases(params: BgNbdParams, horizon: Any, x: Any, age: Any) ->
     return (a + b + x - 1) / (a - 1) * (1 - remaining)
 
 
-def _rescale_error(errors: dict[str, float | None], name: str, factor: float) -> None:
-    """A standard error moved to the data's clock (None stays None)."""
-    error = errors.get(name)
-    if error is not None:
-        errors[name] = error * factor
-
-
 def _time_index(rows: WeightedRows) -> None:
     """Distinct frequencies, recencies and ages of the rows, and the weight sums over them,
     computed once per fit: the likelihood then needs per-row work only for repeat buyers."""
@@ -148,175 +157,29 @@ def _time_index(rows: WeightedRows) -> None:
 
 
 def _rows(summary: pd.DataFrame, scale: float) -> WeightedRows:
-    (ux, ut, uT), _, counts = distinct_rows(summary["frequency"], summary["recency"], summary["T"])
+    """The distinct (x, t_x, T) rows of a summary's customers, clock scaled."""
+    x, t_x, age = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    return _weighted_rows(x, t_x, age, np.ones(len(summary)), scale)
+
+
+def _weighted_rows(
+    x: np.ndarray,
+    t_x: np.ndarray,
+    age: np.ndarray,
+    w: np.ndarray,
+    scale: float,
+    distinct: bool = False,
+) -> WeightedRows:
+    """The distinct (x, t_x, T) rows of customers (or of rows weighted by ``w``), clock scaled;
+    ``distinct``: the rows are already distinct (a bootstrap re-weighting of them)."""
+    if distinct:
+        ux, ut, uT, counts = x, t_x, age, w
+    else:
+        (ux, ut, uT), inverse, _ = distinct_rows(x, t_x, age)
+        counts = np.bincount(inverse, weights=w, minlength=len(ux))
     rows = WeightedRows({"x": ux, "t": ut * scale, "T": uT * scale}, counts)
     _time_index(rows)
     return rows
-
-
-class Poisson(LikelihoodModel):
-    """Everyone buys at one Poisson rate ``rate`` and nobody leaves: the NBD's limit as
-    r -> infinity (no heterogeneity in purchase rates)."""
-
-    name: ClassVar[str] = "poisson"
-    title: ClassVar[str] = "Poisson"
-    parameter_names: ClassVar[tuple[str, ...]] = ("rate",)
-
-    def __init__(self, rate: Any = math.nan, penalizer: float = 0.0):
-        super().__init__(penalizer)
-        self.rate = rate
-        self.time_scale = 1.0
-
-    def draws(self, n: int, rng: np.random.Generator) -> Poisson | None:
-        """The model with ``n`` rates drawn from the fit's sampling distribution."""
-        natural = self.natural_draws(n, rng)
-        return None if natural is None else Poisson(rate=natural[:, 0] * self.time_scale)
-
-    def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
-        (rate,) = natural
-        x, age = rows.columns["x"], rows.columns["T"]
-        ll = x * np.log(rate) - rate * age
-        return ll, (x / rate - age)[:, None]
-
-    def starting_points(self, rows: WeightedRows) -> list[np.ndarray]:
-        w = rows.weights
-        return [np.array([float(w @ rows.columns["x"]) / float(w @ rows.columns["T"])])]
-
-    def prob_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        return np.ones(np.broadcast(*_arrays(frequency, recency, T)).shape)
-
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        """E[purchases in (T, T + t]] = rate * t for everyone: one rate, nothing to learn."""
-        horizon = np.broadcast_arrays(*_arrays(t, frequency, recency, T))[0]
-        return np.asarray(self.rate) * horizon
-
-    def log_likelihood_rows(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        x, _, age = _arrays(frequency, recency, T)
-        return x * np.log(self.rate) - self.rate * age
-
-
-class Nbd(LikelihoodModel):
-    """The NBD (Ehrenberg): Poisson purchases at rate lambda ~ Gamma(r, alpha), nobody leaves.
-
-    BG/NBD's limit as a / (a + b) -> 0, used where the data show no dropout.
-    """
-
-    name: ClassVar[str] = "nbd"
-    title: ClassVar[str] = "NBD"
-    parameter_names: ClassVar[tuple[str, ...]] = ("r", "alpha")
-
-    def __init__(self, r: Any = math.nan, alpha: Any = math.nan, penalizer: float = 0.0):
-        super().__init__(penalizer)
-        self.r, self.alpha = r, alpha
-        self.limit: Poisson | None = None
-        self.time_scale = 1.0
-
-    def draws(self, n: int, rng: np.random.Generator) -> Nbd | Poisson | None:
-        """The model (or its Poisson limit) with ``n`` parameter draws, vectorised."""
-        if self.limit is not None:
-            return self.limit.draws(n, rng)
-        natural = self.natural_draws(n, rng)
-        if natural is None:
-            return None
-        return Nbd(r=natural[:, 0], alpha=natural[:, 1] / self.time_scale)
-
-    def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
-        r, alpha = natural
-        x, aux = rows.columns["x"], rows.aux
-        log_age = np.log(alpha + aux["uT"])[aux["iT"]]
-        ll = (
-            (gammaln(r + aux["ux"]) - gammaln(r))[aux["ix"]] + r * np.log(alpha) - (r + x) * log_age
-        )
-        d_r = (digamma(r + aux["ux"]) - digamma(r))[aux["ix"]] + np.log(alpha) - log_age
-        d_alpha = r / alpha - (r + x) / (alpha + rows.columns["T"])
-        return ll, np.column_stack([d_r, d_alpha])
-
-    def mean_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[float, np.ndarray]:
-        """``row_terms`` summed over distinct frequencies and ages: no per-row work."""
-        r, alpha = natural
-        aux, total = rows.aux, rows.total_weight
-        ux, w_by_x, w_by_T, wx_by_T = aux["ux"], aux["w_by_x"], aux["w_by_T"], aux["wx_by_T"]
-        log_age = np.log(alpha + aux["uT"])
-        ll = (
-            w_by_x @ (gammaln(r + ux) - gammaln(r))
-            + total * r * np.log(alpha)
-            - (r * w_by_T + wx_by_T) @ log_age
-        )
-        d_r = w_by_x @ (digamma(r + ux) - digamma(r)) + total * np.log(alpha) - w_by_T @ log_age
-        d_alpha = total * r / alpha - (r * w_by_T + wx_by_T) @ (1.0 / (alpha + aux["uT"]))
-        return float(ll) / total, np.array([d_r, d_alpha]) / total
-
-    def starting_points(self, rows: WeightedRows) -> list[np.ndarray]:
-        w = rows.weights
-        rate = max(float(w @ rows.columns["x"]) / float(w @ rows.columns["T"]), 1e-6)
-        return [np.array([1.0, 1.0 / rate]), np.array([0.3, 0.3 / rate])]
-
-    def fit_scaled(self, rows: WeightedRows, scale: float, n_customers: int) -> Nbd:
-        """Fit on rows whose clock is multiplied by ``scale``; parameters on the data's clock."""
-        self.time_scale = scale
-        optimum = self.fit_rows(rows, n_customers)
-        self.r, self.alpha = float(optimum.natural[0]), float(optimum.natural[1] / scale)
-        record = self.fitted()
-        _rescale_error(record.standard_errors, "alpha", 1 / scale)
-        record.log_likelihood += float(rows.weights @ rows.columns["x"]) * math.log(scale)
-        if self.r >= RATE_SHAPE_LIMIT:
-            self._check_rate_limit(rows, scale, n_customers)
-        return self
-
-    def _check_rate_limit(self, rows: WeightedRows, scale: float, n_customers: int) -> None:
-        """Adopt the Poisson where the NBD's r runs to infinity and the Poisson fits as well."""
-        record = self.fitted()
-        limit = Poisson(penalizer=self.penalizer)
-        limit.time_scale = scale
-        optimum = limit.fit_rows(rows, n_customers)
-        limit.rate = float(optimum.natural[0]) * scale
-        limit_record = limit.fitted()
-        limit_record.log_likelihood += float(rows.weights @ rows.columns["x"]) * math.log(scale)
-        _rescale_error(limit_record.standard_errors, "rate", scale)
-        gain = record.log_likelihood - limit_record.log_likelihood
-        if gain > LIMIT_TOLERANCE:
-            return
-        interior_r = self.r
-        self.limit = limit
-        record.log_likelihood = limit_record.log_likelihood
-        record.convergence = limit_record.convergence
-        record.notes = list(limit_record.notes)
-        record.standard_errors = {"r": None, "alpha": None}
-        record.standard_error_note = (
-            f"NBD: r and alpha have no standard errors at the homogeneous-rate boundary; the "
-            f"common rate is {limit.rate:.4g} purchases per time unit "
-            f"(standard error {limit_record.standard_errors.get('rate')})"
-        )
-        record.boundary = list(limit_record.boundary)  # r's edge of the search is this limit
-        record.boundary.append(
-            Boundary(
-                "bgnbd",
-                "r",
-                "infinity",
-                "no heterogeneity in purchase rates: customers buy at one common Poisson rate "
-                f"of {limit.rate:.4g} purchases per time unit (best NBD r = {interior_r:.3g}, "
-                f"log-likelihood gain {gain:+.4f}), so the NBD becomes the Poisson and a "
-                "customer's own history does not change their forecast; LTV uses the Poisson",
-            )
-        )
-
-    def prob_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        return np.ones(np.broadcast(*_arrays(frequency, recency, T)).shape)
-
-    def expected_purchases(self, t: Any, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        """E[purchases in (T, T + t] | x, T] = (r + x) t / (alpha + T): the Gamma posterior mean
-        rate times t."""
-        if self.limit is not None:
-            return self.limit.expected_purchases(t, frequency, recency, T)
-        horizon, x, _, age = np.broadcast_arrays(*_arrays(t, frequency, recency, T))
-        return (self.r + x) * horizon / (self.alpha + age)
-
-    def log_likelihood_rows(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
-        if self.limit is not None:
-            return self.limit.log_likelihood_rows(frequency, recency, T)
-        x, _, age = _arrays(frequency, recency, T)
-        r, alpha = self.r, self.alpha
-        return gammaln(r + x) - gammaln(r) + r * np.log(alpha) - (r + x) * np.log(alpha + age)
 
 
 class BgNbd(LikelihoodModel):
@@ -335,6 +198,7 @@ class BgNbd(LikelihoodModel):
         self._params = params
         self.limit: Nbd | None = None
         self.time_scale = 1.0
+        self.interior: BgNbdParams | None = None  # the best interior point, where a limit won
 
     @property
     def params(self) -> BgNbdParams:
@@ -444,24 +308,34 @@ class BgNbd(LikelihoodModel):
         Fails only where the data cannot identify the model: no customers, every customer's
         age zero, or no repeat purchase at all.
         """
-        if summary.empty:
-            raise FitError("BG/NBD: no customers in the calibration period to fit on")
-        age = summary["T"].to_numpy(float)
-        if not (age > 0).any():
-            raise FitError(
-                "BG/NBD: every customer's first purchase is on the calibration end's day, so "
-                "nothing shows how often they buy; choose a later calibration end"
-            )
-        if not (summary["frequency"].to_numpy() > 0).any():
-            raise FitError(
-                f"BG/NBD: none of the {len(summary):,} customers bought again in the calibration "
-                "period, so the data cannot tell how often customers repeat or when they stop; "
-                "it needs customers with at least two purchase days (a later calibration end, or "
-                "a longer history)"
-            )
+        return self.fit_weighted(summary["frequency"], summary["recency"], summary["T"])
+
+    def fit_weighted(
+        self,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        weights: Any = None,
+        warm: BgNbdParams | None = None,
+        distinct: bool = False,
+        bootstrap: bool = False,
+    ) -> BgNbd:
+        """Fit on (frequency, recency, T) rows each standing for ``weights`` customers (default
+        one each; rows may repeat): a bootstrap resample of customers is a re-weighting of the
+        distinct rows, the same objective as its materialised customers. ``warm``: parameters
+        (e.g. the full data's fit) to start the optimiser from (``fit_rows``); ``distinct``: the
+        rows are distinct already (they are not looked for again); ``bootstrap``: a bootstrap
+        refit (``bootstrap_refit``), where the NBD limit is fitted only if the converged optimum
+        is not clearly interior (it cannot win there)."""
+        x, t_x, age, w, n_customers = purchase_data(self.title, frequency, recency, T, weights)
         self.time_scale = 1.0 / float(age.max())
-        rows = _rows(summary, self.time_scale)
-        optimum = self.fit_rows(rows, len(summary))
+        if bootstrap:
+            self.bootstrap_refit()
+        rows = _weighted_rows(x, t_x, age, w, self.time_scale, distinct)
+        start = None
+        if warm is not None:
+            start = np.array([warm.r, warm.alpha * self.time_scale, warm.a, warm.b], dtype=float)
+        optimum = self.fit_rows(rows, n_customers, warm=start)
         r, alpha_scaled, a, b = (float(v) for v in optimum.natural)
         record = self.fitted()
         _rescale_error(record.standard_errors, "alpha", 1 / self.time_scale)
@@ -474,8 +348,10 @@ class BgNbd(LikelihoodModel):
                 rows.columns["T"] / self.time_scale,
             )
         )
-        self._params = BgNbdParams(r, alpha_scaled / self.time_scale, a, b)
-        self._check_dropout_limit(rows, len(summary))
+        self._params = self.interior = BgNbdParams(r, alpha_scaled / self.time_scale, a, b)
+        interior = optimum.convergence.converged and a / (a + b) >= 10 * DROPOUT_LIMIT
+        if not (bootstrap and interior):
+            self._check_dropout_limit(rows, n_customers)
         if self.limit is None and a + b < 1:
             record.boundary.append(
                 Boundary(
@@ -562,3 +438,14 @@ class BgNbd(LikelihoodModel):
         if self.limit is not None:
             return self.limit.expected_purchases(t, frequency, recency, T)
         return expected_purchases(self.params, t, frequency, recency, T)
+
+    def expected_purchases_by_horizon(
+        self, horizons: Any, frequency: Any, recency: Any, T: Any
+    ) -> np.ndarray:
+        """``expected_purchases`` at each of ``horizons`` (rows, horizons), computed at once."""
+        if self.limit is not None or np.ndim(self.params.r):
+            return horizon_columns(self, horizons, frequency, recency, T)
+        return expected_purchases_by_horizon(self.params, horizons, frequency, recency, T)
+
+
+__all__ = ["BgNbd", "BgNbdParams", "Nbd", "Poisson", "horizon_columns"]

@@ -23,6 +23,7 @@ from insightos_utils.ltv.models.base import (
     FitError,
     LikelihoodModel,
     WeightedRows,
+    positive_rows,
     unique_index,
 )
 from insightos_utils.ltv.rfm import distinct_rows, float_array
@@ -97,7 +98,21 @@ def expected_average_value(
 
 
 def _rows(repeaters: pd.DataFrame) -> WeightedRows:
-    (ux, um), _, counts = distinct_rows(repeaters["frequency"], repeaters["monetary_value"])
+    """The distinct (frequency, monetary value) rows of repeat customers."""
+    x, m = repeaters["frequency"].to_numpy(float), repeaters["monetary_value"].to_numpy(float)
+    return _weighted_rows(x, m, np.ones(len(repeaters)))
+
+
+def _weighted_rows(
+    x: np.ndarray, m: np.ndarray, w: np.ndarray, distinct: bool = False
+) -> WeightedRows:
+    """The distinct (frequency, monetary value) rows of repeat customers, weighted by ``w``;
+    ``distinct``: the rows are already distinct (a bootstrap re-weighting of them)."""
+    if distinct:
+        ux, um, counts = x, m, w
+    else:
+        (ux, um), inverse, _ = distinct_rows(x, m)
+        counts = np.bincount(inverse, weights=w, minlength=len(ux))
     rows = WeightedRows({"x": ux, "m": um}, counts)
     rows.aux["ux"], rows.aux["ix"] = unique_index(ux)
     aux = rows.aux
@@ -247,6 +262,7 @@ class GammaGamma(LikelihoodModel):
         super().__init__(penalizer)
         self._params = params
         self.limit: HomogeneousSpend | ConstantSpend | None = None
+        self.interior: GammaGammaParams | None = None  # the best interior point, where a limit won
 
     @property
     def params(self) -> GammaGammaParams:
@@ -333,19 +349,44 @@ class GammaGamma(LikelihoodModel):
 
         Money comes in cents, so many customers share a row, and the objective is unchanged.
         """
-        repeaters = summary[summary["frequency"].to_numpy() > 0]
-        if len(repeaters) < 2:
+        return self.fit_weighted(summary["frequency"], summary["monetary_value"])
+
+    def fit_weighted(
+        self,
+        frequency: Any,
+        monetary_value: Any,
+        weights: Any = None,
+        warm: GammaGammaParams | None = None,
+        distinct: bool = False,
+        bootstrap: bool = False,
+    ) -> GammaGamma:
+        """Fit on the repeat buyers among rows each standing for ``weights`` customers (default
+        one each): a bootstrap resample is a re-weighting. ``warm``: parameters to start the
+        optimiser from (``fit_rows``); ``distinct``: the rows are distinct already (they are not
+        looked for again); ``bootstrap``: a bootstrap refit (``bootstrap_refit``), where the
+        homogeneous-spend limit is fitted only if the converged optimum is not clearly interior
+        (it cannot win there)."""
+        (x, m), w = positive_rows([frequency, monetary_value], weights)
+        repeat = x > 0
+        x, m, w = x[repeat], m[repeat], w[repeat]
+        n_repeaters = int(round(float(w.sum())))
+        if n_repeaters < 2:
             raise FitError(
-                f"Gamma-Gamma: {len(repeaters)} customer(s) bought again in the calibration "
+                f"Gamma-Gamma: {n_repeaters} customer(s) bought again in the calibration "
                 "period; spend per repeat purchase cannot be modelled without at least two repeat "
                 "buyers (a later calibration end, or a longer history)"
             )
-        rows = _rows(repeaters)
-        optimum = self.fit_rows(rows, len(repeaters))
-        self._params = GammaGammaParams(*(float(v) for v in optimum.natural))
-        self._check_homogeneous_limit(rows, len(repeaters))
+        if bootstrap:
+            self.bootstrap_refit()
+        rows = _weighted_rows(x, m, w, distinct)
+        start = None if warm is None else np.array([warm.p, warm.q, warm.v], dtype=float)
+        optimum = self.fit_rows(rows, n_repeaters, warm=start)
+        self._params = self.interior = GammaGammaParams(*(float(v) for v in optimum.natural))
+        interior = optimum.convergence.converged and self.params.q <= Q_LIMIT / 10
+        if not (bootstrap and interior):
+            self._check_homogeneous_limit(rows, n_repeaters)
         if self.limit is None and self.params.p >= P_LIMIT:
-            self._check_constant_limit(rows, len(repeaters))
+            self._check_constant_limit(rows, n_repeaters)
         q = self.limit.q if isinstance(self.limit, ConstantSpend) else self.params.q
         if not isinstance(self.limit, HomogeneousSpend) and q <= 1:
             raise FitError(

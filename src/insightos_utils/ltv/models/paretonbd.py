@@ -32,8 +32,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln, hyp2f1
 
-from insightos_utils.ltv.models.base import Boundary, FitError, LikelihoodModel, WeightedRows
-from insightos_utils.ltv.models.bgnbd import Nbd, _rescale_error, _rows
+from insightos_utils.ltv.models.base import (
+    Boundary,
+    LikelihoodModel,
+    WeightedRows,
+)
+from insightos_utils.ltv.models.bgnbd import Nbd, _rescale_error, _weighted_rows, horizon_columns
+from insightos_utils.ltv.models.nbd import purchase_data
 from insightos_utils.ltv.rfm import distinct_rows, float_array
 
 # The no-dropout boundary: the NBD fits at least as well (LIMIT_TOLERANCE log-likelihood units)
@@ -130,6 +135,18 @@ def expected_purchases(
     return alive * (r + x) / (alpha + age) * _lifetime_factor(s, beta + age, horizon)
 
 
+def expected_purchases_by_horizon(
+    params: ParetoNbdParams, horizons: Any, frequency: Any, recency: Any, T: Any
+) -> np.ndarray:
+    """``expected_purchases`` at each of ``horizons``, shape (rows, horizons): the alive
+    probability (the costly part) once per row, not once per horizon."""
+    x, t_x, age = (a.ravel() for a in np.broadcast_arrays(*_arrays(frequency, recency, T)))
+    r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
+    rate = prob_alive(params, x, t_x, age) * (r + x) / (alpha + age)
+    window = np.asarray(horizons, dtype=float)[None, :]
+    return rate[:, None] * _lifetime_factor(s, (beta + age)[:, None], window)
+
+
 def _pair_index(rows: WeightedRows) -> None:
     """Distinct (x, T) and (x, t_x) pairs: the hypergeometric terms are computed once each."""
     aux, x = rows.aux, rows.columns["x"]
@@ -198,30 +215,43 @@ class ParetoNbd(LikelihoodModel):
 
     def fit(self, summary: pd.DataFrame) -> ParetoNbd:
         """Fit on the distinct (frequency, recency, T) rows of ``summary``, weighted by count."""
-        if summary.empty:
-            raise FitError("Pareto/NBD: no customers in the calibration period to fit on")
-        age = summary["T"].to_numpy(float)
-        if not (age > 0).any():
-            raise FitError(
-                "Pareto/NBD: every customer's first purchase is on the calibration end's day; "
-                "choose a later calibration end"
-            )
-        if not (summary["frequency"].to_numpy() > 0).any():
-            raise FitError(
-                f"Pareto/NBD: none of the {len(summary):,} customers bought again in the "
-                "calibration period, so the data cannot tell how often customers repeat"
-            )
-        self.time_scale = 1.0 / float(age.max())
-        rows = _rows(summary, self.time_scale)
-        _pair_index(rows)
-        return self.fit_weighted(rows, len(summary))
+        return self.fit_weighted(summary["frequency"], summary["recency"], summary["T"])
 
     def fit_weighted(
-        self, rows: WeightedRows, n_customers: int, starts: list[np.ndarray] | None = None
+        self,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        weights: Any = None,
+        warm: ParetoNbdParams | None = None,
+        distinct: bool = False,
+        bootstrap: bool = False,
+    ) -> ParetoNbd:
+        """Fit on (frequency, recency, T) rows each standing for ``weights`` customers (default
+        one each), as ``BgNbd.fit_weighted``; ``warm``, ``distinct`` and ``bootstrap`` as
+        there (Pareto/NBD fits its NBD limit only where the optimum is not clearly interior)."""
+        x, t_x, age, w, n_customers = purchase_data(self.title, frequency, recency, T, weights)
+        self.time_scale = 1.0 / float(age.max())
+        if bootstrap:
+            self.bootstrap_refit()
+        rows = _weighted_rows(x, t_x, age, w, self.time_scale, distinct)
+        _pair_index(rows)
+        start = None
+        if warm is not None:
+            scale = self.time_scale
+            start = np.array([warm.r, warm.alpha * scale, warm.s, warm.beta * scale], dtype=float)
+        return self.fit_prepared(rows, n_customers, warm=start)
+
+    def fit_prepared(
+        self,
+        rows: WeightedRows,
+        n_customers: int,
+        starts: list[np.ndarray] | None = None,
+        warm: np.ndarray | None = None,
     ) -> ParetoNbd:
         """Fit on prepared rows (clock already scaled by ``time_scale``); ``starts`` (natural
-        parameters on that clock) replace the default starting points, e.g. a warm start."""
-        optimum = self.fit_rows(rows, n_customers, starts)
+        parameters on that clock) replace the default starting points, ``warm`` is tried first."""
+        optimum = self.fit_rows(rows, n_customers, starts, warm)
         record = self.fitted()
         r, alpha, s, beta = (float(v) for v in optimum.natural)
         scale = self.time_scale
@@ -298,3 +328,11 @@ class ParetoNbd(LikelihoodModel):
         if self.limit is not None:
             return self.limit.expected_purchases(t, frequency, recency, T)
         return expected_purchases(self.params, t, frequency, recency, T)
+
+    def expected_purchases_by_horizon(
+        self, horizons: Any, frequency: Any, recency: Any, T: Any
+    ) -> np.ndarray:
+        """``expected_purchases`` at each of ``horizons`` (rows, horizons), computed at once."""
+        if self.limit is not None or np.ndim(self.params.r):
+            return horizon_columns(self, horizons, frequency, recency, T)
+        return expected_purchases_by_horizon(self.params, horizons, frequency, recency, T)

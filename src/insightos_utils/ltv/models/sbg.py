@@ -148,8 +148,12 @@ class ShiftedBetaGeometric(LikelihoodModel):
     def starting_points(self, rows: WeightedRows) -> list[np.ndarray]:
         return [np.array([1.0, 1.0]), np.array([0.5, 3.0]), np.array([2.0, 10.0])]
 
-    def fit(self, rows: WeightedRows) -> ShiftedBetaGeometric:
-        """Fit on survival rows; fails where nobody left or nobody was observed to renew."""
+    def fit(
+        self, rows: WeightedRows, warm: SbgParams | None = None, bootstrap: bool = False
+    ) -> ShiftedBetaGeometric:
+        """Fit on survival rows; fails where nobody left or nobody was observed to renew.
+        ``warm``: parameters to start the optimiser from; ``bootstrap``: a bootstrap refit
+        (``bootstrap_refit``: no standard errors)."""
         dead = rows.columns["dead"] > 0
         if not (rows.weights[dead] > 0).any():
             raise FitError(
@@ -158,7 +162,10 @@ class ShiftedBetaGeometric(LikelihoodModel):
             )
         if not (rows.weights[rows.columns["t"] > (~dead)] > 0).any():
             raise FitError("sBG: nobody was observed to renew even once")
-        optimum = self.fit_rows(rows, int(round(rows.total_weight)))
+        if bootstrap:
+            self.bootstrap_refit()
+        start = None if warm is None else np.array([warm.alpha, warm.beta], dtype=float)
+        optimum = self.fit_rows(rows, int(round(rows.total_weight)), warm=start)
         self._params = SbgParams(float(optimum.natural[0]), float(optimum.natural[1]))
         return self
 
