@@ -111,7 +111,9 @@ def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -
     assert (refit > sampling).mean() >= 0.5  # the parameters' uncertainty widens most
     customers = pd.read_csv(out / "customer_ltv.csv")
     assert (customers["ltv_low_80"] <= customers["ltv_high_80"]).all()
+    assert (customers["ltv_param_low_80"] <= customers["ltv_param_high_80"]).all()
     params = json.loads((out / "ltv_params.json").read_text())
+    assert "simulated from the fitted models" in params["intervals"]["customer_interval"]
     assert params["intervals"]["interval_method"] == "refit"
     assert params["intervals"]["refit_samples"] + params["intervals"]["refit_failed"] == 200
     values = pd.read_csv(out / "new_customer_value.csv")
