@@ -165,12 +165,20 @@ class ParetoNbd(LikelihoodModel):
 
     def _row_ll(self, natural: np.ndarray, rows: WeightedRows) -> np.ndarray:
         r, alpha, s, beta = natural
-        aux, x = rows.aux, rows.columns["x"]
-        alive = np.log(r + aux["xT_x"]) + _log_tail(
-            r + aux["xT_x"] + 1, s, alpha, beta, aux["xT_T"]
+        aux = rows.aux
+        # log Gamma(r + x) is shared by a row's two terms: added per distinct pair, not per row
+        # (gammaln over every row was two thirds of the fit's time)
+        alive = (
+            gammaln(r + aux["xT_x"])
+            + np.log(r + aux["xT_x"])
+            + _log_tail(r + aux["xT_x"] + 1, s, alpha, beta, aux["xT_T"])
         )
-        dead = np.log(s) + _log_tail(r + aux["xt_x"], s + 1, alpha, beta, aux["xt_t"])
-        constant = gammaln(r + x) - gammaln(r) + r * math.log(alpha) + s * math.log(beta)
+        dead = (
+            gammaln(r + aux["xt_x"])
+            + math.log(s)
+            + _log_tail(r + aux["xt_x"], s + 1, alpha, beta, aux["xt_t"])
+        )
+        constant = -gammaln(r) + r * math.log(alpha) + s * math.log(beta)
         return constant + np.logaddexp(alive[aux["xT_i"]], dead[aux["xt_i"]])
 
     def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
