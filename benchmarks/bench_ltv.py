@@ -140,7 +140,8 @@ choice_s = lap()
 table = customer_ltv(summary[list(SUMMARY_COLUMNS)], models.purchases, gamma_gamma, settings)
 ltv_s = lap()
 chain_s = round(clock[-1] - clock[0], 3)
-predicted = prediction_intervals(summary, [(models.purchases, gamma_gamma)], settings, draws=DRAWS)
+pair = (models.purchases, gamma_gamma)
+predicted = prediction_intervals(summary, [pair], settings, draws=DRAWS or None)
 prediction_s = lap()
 _report(
     chain_s,
@@ -151,7 +152,7 @@ _report(
     choice_s=choice_s,
     ltv_s=ltv_s,
     prediction_s=prediction_s,
-    prediction_draws=DRAWS,
+    prediction_draws=predicted.draws,
     prediction_rows=predicted.simulated_rows,
     chosen=choice.model,
     reason=choice.reason,
@@ -370,7 +371,9 @@ def main() -> None:
     parser.add_argument("--only-coverage", action="store_true", help="only the coverage study")
     parser.add_argument("--only-chain", action="store_true", help="only stage ltv_chain")
     parser.add_argument("--chain-customers", type=int, default=None, help="default --customers")
-    parser.add_argument("--prediction-draws", type=int, default=200)
+    parser.add_argument(
+        "--prediction-draws", type=int, default=200, help="0: the pipeline's default_draws"
+    )
     args = parser.parse_args()
 
     if args.only_chain:

@@ -63,7 +63,7 @@ def test_simulated_mean_is_the_expected_ltv(name: str) -> None:
 
 
 def _holdout_world(
-    simulate: object, params: object, fitter: type[BgNbd] | type[ParetoNbd], settings: LtvConfig
+    simulate: object, params: object, model: type[BgNbd] | type[ParetoNbd], settings: LtvConfig
 ) -> tuple[pd.DataFrame, tuple[object, GammaGamma], np.ndarray]:
     """A world observed to the calibration end, fitted there, and the realised discounted margin
     of each customer's purchases in the ``settings.horizon_months`` months after it (per UTC
@@ -71,7 +71,7 @@ def _holdout_world(
     end = CALIBRATION_END + pd.Timedelta(days=int(settings.horizon_months * 30.4375))
     table = simulate(3000, params, WORLD_GAMMA_GAMMA, "2024-01-01", 84, end, seed=7)  # type: ignore[operator]
     summary = rfm_summary(table, CALIBRATION_END, None, "W")
-    pair = (fitter().fit(summary), GammaGamma().fit(summary))
+    pair = (model().fit(summary), GammaGamma().fit(summary))
     day = table["occurred_at"].dt.floor("D")
     later = table[day > CALIBRATION_END]
     month = np.ceil((later["occurred_at"].dt.floor("D") - CALIBRATION_END).dt.days / 30.4375)
@@ -81,25 +81,27 @@ def _holdout_world(
 
 
 @pytest.mark.parametrize(
-    ("simulate", "params", "fitter"),
+    ("simulate", "params", "model"),
     [(simulate_transactions, WORLD_BGNBD, BgNbd), (simulate_paretonbd, PARETO, ParetoNbd)],
     ids=["bgnbd", "paretonbd"],
 )
 def test_intervals_are_calibrated_on_the_realised_holdout(
-    simulate: object, params: object, fitter: type[BgNbd] | type[ParetoNbd]
+    simulate: object, params: object, model: type[BgNbd] | type[ParetoNbd]
 ) -> None:
-    """3,000 customers of a known world, models fitted at the calibration end, their next 12
-    months realised. The randomised PIT is uniform (a decile is 10% +- 0.55 points by chance;
-    a simulator that forgets P(alive) is off by 9 points), so 80% of customers fall inside the
-    central 80%; the closed interval [q10, q90] covers more than 80% because most customers'
-    value has an atom at 0 that an end of the interval counts whole."""
+    """3,000 customers of a known world, their next 12 months realised. Under the true
+    parameters the randomised PIT is uniform (a decile is 10% +- 0.55 points by chance; a
+    simulator that forgets P(alive) is off by 9 points), so 80% of customers fall inside the
+    central 80%. With the models fitted at the calibration end (their estimation error on top)
+    the closed interval [q10, q90] covers more than 80%: most customers' value has an atom at 0
+    that an end of the interval counts whole."""
     settings = LtvConfig()
-    summary, pair, realised = _holdout_world(simulate, params, fitter, settings)
-    pit = randomised_pit(summary, [pair], settings, realised, draws=200, seed=1)
+    summary, fitted, realised = _holdout_world(simulate, params, model, settings)
+    true = (model(params), GammaGamma(WORLD_GAMMA_GAMMA))  # type: ignore[arg-type]
+    pit = randomised_pit(summary, [true], settings, realised, draws=200, seed=1)
     deciles = np.histogram(pit, bins=10, range=(0, 1))[0] / len(pit)
     assert np.abs(deciles - 0.1).max() < 0.025
     assert 0.76 <= float(np.mean((pit > 0.1) & (pit < 0.9))) <= 0.84
-    intervals = prediction_intervals(summary, [pair], settings, draws=200, seed=1)
+    intervals = prediction_intervals(summary, [fitted], settings, draws=200, seed=1)
     covered = (intervals.low <= realised) & (realised <= intervals.high)
     assert 0.80 <= covered.mean() <= 0.95
     assert (intervals.high == 0).mean() < 0.5  # not a degenerate "nothing happens" forecast
@@ -122,6 +124,14 @@ def test_draws_use_each_refitted_pair_and_are_seeded() -> None:
     ]
     assert mixed.mean.mean() == pytest.approx(np.mean(expected), rel=0.05)
     assert mixed.low.max() <= one.high.max() and mixed.high.min() > 10 * one.high.max()
+    # one pair simulates (x, t_x, T) histories and scales by the spend; two equal pairs
+    # simulate every (x, t_x, T, m): the same predictive distribution
+    pair = PAIRS["bgnbd + gamma-gamma"]
+    scaled = prediction_intervals(summary, [pair], settings, draws=2000, seed=6)
+    general = prediction_intervals(summary, [pair, pair], settings, draws=2000, seed=7)
+    assert scaled.simulated_rows < general.simulated_rows
+    assert scaled.mean.mean() == pytest.approx(general.mean.mean(), rel=0.03)
+    assert np.median(scaled.high) == pytest.approx(np.median(general.high), rel=0.04)
 
 
 def test_model_pairs_accepts_fitted_models() -> None:

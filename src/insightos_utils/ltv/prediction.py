@@ -23,8 +23,10 @@ arithmetic, so the simulated mean is ``customer_ltv``'s expected LTV up to Monte
 
 With a sequence of refitted model pairs (the refit bootstrap's replicates) draw ``j`` uses pair
 ``j mod len(pairs)``: the interval is then the full predictive one (parameters + process).
-Customers sharing (x, t_x, T, m) share a predictive distribution and are simulated once; the
-draws run in chunks of about ``CHUNK_CELLS`` (customer, draw) cells, vectorised numpy, seeded.
+Customers sharing a history share a predictive distribution and are simulated once: with one
+model pair a history is (x, t_x, T) and the customer's mean spend only scales it (``_Histories``),
+with several it is (x, t_x, T, m). The draws run in chunks of about ``CHUNK_CELLS`` (history,
+draw) cells, vectorised numpy, seeded.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ from insightos_utils.ltv.rfm import distinct_rows
 from insightos_utils.ltv.units import periods_per_month
 
 PREDICTION_DRAWS = 200
+# Past CELL_BUDGET / PREDICTION_DRAWS distinct histories (200,000) the default draws shrink to
+# keep at most CELL_BUDGET simulated (history, draw) cells, never below MIN_DRAWS: a company of
+# a million customers stays within seconds (benchmarks/bench_ltv.py, stage ltv_chain).
+MIN_DRAWS = 100
+CELL_BUDGET = 40_000_000
 PREDICTION_LEVEL = 0.80
 CHUNK_CELLS = 1_000_000
 MEANING = (
@@ -175,12 +182,18 @@ def _first_purchase(post: Posterior, horizon: float) -> np.ndarray:
     return post["alive"] * np.where(np.isfinite(shape), lomax, known)
 
 
-def _gamma_rows(rng: np.random.Generator, shape: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Gamma(shape, rate) draws; an infinite shape stands for the known value ``rate``."""
-    out = np.array(rate, dtype=float)
-    finite = np.isfinite(shape)
-    out[finite] = rng.standard_gamma(shape[finite]) / rate[finite]
-    return out
+def _next_gaps(
+    rng: np.random.Generator, shape: np.ndarray, scale: np.ndarray, known: np.ndarray
+) -> np.ndarray:
+    """The time to each cell's next purchase, the rate integrated out: after n purchases up
+    to time tau the rate is Gamma(k + n, beta + tau), so the gap is Lomax, P(G > g) =
+    (scale / (scale + g)) ** shape with shape = k + n, scale = beta + tau; where the rate is
+    known (``known``, the Poisson limit; ``scale`` is then the rate) it is exponential."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = scale * np.expm1(rng.standard_exponential(len(shape)) / shape)
+    if known.any():
+        gaps[known] = rng.standard_exponential(int(known.sum())) / scale[known]
+    return gaps
 
 
 def _simulate_block(
@@ -195,9 +208,12 @@ def _simulate_block(
 
     One uniform per cell decides whether the customer is alive and buys within the horizon
     (``_first_purchase``) and, when so, gives the first arrival T1 by inverting its
-    distribution; only those cells go on: lambda | T1 ~ Gamma(k + 1, beta + T1), then
-    exponential gaps, the dropout test after each purchase (BG/NBD), the remaining lifetime
-    (Pareto/NBD, Lomax: drawn once), the spend.
+    distribution; only those cells go on. The purchase rate and the dropout probability are
+    integrated out exactly (their posteriors are updated as the simulated purchases come):
+    the gaps are Lomax (``_next_gaps``), and after the j-th future purchase a BG/NBD customer
+    drops out with probability a / (a + b + x + j - 1), the mean of p ~ Beta(a, b + x + j - 1)
+    given the j - 1 purchases survived. The Pareto/NBD remaining lifetime (rate
+    mu ~ Gamma(s, beta + T) integrated out: Lomax) is drawn once; then the spend.
     """
     draws, pairs = len(which), int(which.max()) + 1
     rows = len(post["alive"]) // pairs
@@ -206,46 +222,47 @@ def _simulate_block(
     u = rng.random(rows * draws)
     cell = np.flatnonzero(u < buy)  # cells with a purchase, in increasing order
     key = (cell // draws) * pairs + which[cell % draws]
-    shape, rate = post["rate_shape"][key], post["rate_rate"][key]
+    shape, scale = post["rate_shape"][key], post["rate_rate"][key]
     share = u[cell] / buy[cell]  # uniform on (0, 1): T1's quantile given T1 <= horizon
     known = ~np.isfinite(shape)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lomax_tail = -np.log1p(-share * -np.expm1(-shape * np.log1p(horizon / rate)))
-        clock = np.where(
-            known,
-            -np.log1p(share * np.expm1(-rate * horizon)) / rate,
-            rate * np.expm1(lomax_tail / shape),
-        )
-    rate = _gamma_rows(rng, shape + 1, rate + np.where(known, 0.0, clock))
+        lomax_tail = -np.log1p(-share * -np.expm1(-shape * np.log1p(horizon / scale)))
+        clock = scale * np.expm1(lomax_tail / shape)
+    if known.any():
+        rate = scale[known]
+        clock[known] = -np.log1p(share[known] * np.expm1(-rate * horizon)) / rate
     end = np.full(len(cell), horizon)
     dies = post["death_shape"][key] > 0
     if dies.any():
         s, beta = post["death_shape"][key][dies], post["death_rate"][key][dies]
-        end[dies] = np.minimum(horizon, beta * np.expm1(-np.log(rng.random(len(s))) / s))
+        end[dies] = np.minimum(horizon, beta * np.expm1(rng.standard_exponential(len(s)) / s))
     slot = np.arange(len(cell))
-    dropout = np.zeros(len(cell))
-    drops = post["drop_a"][key] > 0
-    if drops.any():
-        dropout[drops] = rng.beta(post["drop_a"][key][drops], post["drop_b"][key][drops])
+    drop_a, drop_b = post["drop_a"][key], post["drop_b"][key]
+    shape = shape + 1  # one arrival seen (at T1); the scale beta + tau moves with the clock
+    state = (slot, clock, shape, scale, end, drop_a, drop_b, known)
     who: list[np.ndarray] = []
     when: list[np.ndarray] = []
-    while len(slot):
-        inside = clock <= end
-        slot, clock, rate, end, dropout = (a[inside] for a in (slot, clock, rate, end, dropout))
+    while len(state[0]):
+        inside = state[1] <= state[4]
+        state = tuple(a[inside] for a in state)
+        slot, clock, shape, scale, end, drop_a, drop_b, known = state
         who.append(slot)
         when.append(np.ceil(clock / month).astype(np.int64))
-        stays = rng.random(len(slot)) >= dropout
-        slot, clock, rate, end, dropout = (a[stays] for a in (slot, clock, rate, end, dropout))
-        clock = clock + rng.standard_exponential(len(slot)) / rate
+        stays = rng.random(len(slot)) * (drop_a + drop_b) >= drop_a
+        state = tuple(a[stays] for a in state)
+        slot, clock, shape, scale, end, drop_a, drop_b, known = state
+        gaps = _next_gaps(rng, shape, np.where(known, scale, scale + clock), known)
+        state = (slot, clock + gaps, shape + 1, scale, end, drop_a, drop_b + 1, known)
     purchases = np.concatenate(who) if who else np.zeros(0, dtype=np.int64)
     mean = np.array(post["spend_a"][key], dtype=float)
     spend_b = post["spend_b"][key]
     drawn = np.isfinite(spend_b)
     mean[drawn] /= rng.standard_gamma(spend_b[drawn])
     value = mean[purchases]
-    shape = post["spend_p"][key][purchases]
-    finite = np.isfinite(shape)
-    value[finite] *= rng.standard_gamma(shape[finite]) / shape[finite]
+    spend_p = post["spend_p"][key][purchases]
+    for p in np.unique(spend_p[np.isfinite(spend_p)]):  # one shape per model pair: scalar draws
+        same = spend_p == p
+        value[same] *= rng.standard_gamma(p, int(same.sum())) / p
     months = np.clip(np.concatenate(when) if when else purchases, 1, len(discount))
     totals = np.bincount(purchases, weights=value * discount[months - 1], minlength=len(cell))
     values = np.zeros(rows * draws)
@@ -268,78 +285,115 @@ def _block_posterior(
     return {k: np.column_stack([post[k] for post in per_pair]).ravel() for k in per_pair[0]}
 
 
+@dataclass
+class _Histories:
+    """The distinct histories simulated, each customer's one and the customer's spend scale.
+
+    With one model pair a customer's value is spend_a(x, m) times a variable that depends on
+    (x, t_x, T) only: the customer's mean spend per purchase is spend_a / Gamma(spend_b) and
+    spend_b, the purchases and their Gamma(p) / p factors depend on x alone. So the distinct
+    (x, t_x, T) rows are simulated with spend_a = 1 and each customer's quantiles, mean and sd
+    are that variable's times their spend_a (> 0). With several pairs spend_a differs between
+    draws, and the distinct (x, t_x, T, m) rows are simulated as they are (scale 1)."""
+
+    columns: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    inverse: np.ndarray
+    scale: np.ndarray
+    unit_spend: bool
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns[0])
+
+
+def _histories(summary: pd.DataFrame, fitted: list[tuple[Any, Any]]) -> _Histories:
+    columns = ("frequency", "recency", "T", "monetary_value")
+    x, t_x, age, m = (summary[c].to_numpy(float) for c in columns)
+    if len(fitted) == 1:
+        (ux, ut, uT), inverse, _ = distinct_rows(x, t_x, age)
+        scale = np.asarray(_spend_posterior(fitted[0][1], x, m)["spend_a"], dtype=float)
+        return _Histories((ux, ut, uT, np.zeros(len(ux))), inverse, scale, True)
+    (ux, ut, uT, um), inverse, _ = distinct_rows(x, t_x, age, m)
+    return _Histories((ux, ut, uT, um), inverse, np.ones(len(x)), False)
+
+
 def _simulated_blocks(
-    summary: pd.DataFrame,
-    pairs: Sequence[Any],
+    histories: _Histories,
+    fitted: list[tuple[Any, Any]],
     settings: LtvConfig,
     draws: int,
     seed: int,
     chunk_cells: int,
     month_length: float | None,
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """The simulation of ``prediction_intervals`` block by block: (slice of the distinct
-    (x, t_x, T, m) rows, as ``_customer_rows`` numbers them, their values (rows, draws))."""
-    fitted = model_pairs(pairs)
-    if not fitted:
-        raise ValueError("prediction_intervals needs at least one (purchase, spend) model pair")
+    """The simulation block by block: (slice of ``histories``' rows, their values (rows,
+    draws), per unit of spend scale where ``histories.unit_spend``)."""
     rng = np.random.default_rng(seed)
     month = periods_per_month(settings.time_unit) if month_length is None else month_length
     horizon = int(settings.horizon_months)
     discount = (1 + settings.monthly_discount_rate) ** -np.arange(1, horizon + 1, dtype=float)
     discount = discount * settings.gross_margin
-    (ux, ut, uT, um), _, _ = distinct_rows(
-        summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"]
-    )
-    rows = len(ux)
+    ux, ut, uT, um = histories.columns
     which = np.arange(draws) % len(fitted)
     step = max(1, chunk_cells // draws)
-    for start in range(0, rows, step):
-        block = slice(start, min(rows, start + step))
+    for start in range(0, histories.rows, step):
+        block = slice(start, min(histories.rows, start + step))
         post = _block_posterior(fitted, (ux[block], ut[block], uT[block], um[block]))
+        if histories.unit_spend:
+            post["spend_a"] = np.ones(len(post["spend_a"]))
         yield block, _simulate_block(rng, post, which, month, discount)
 
 
-def _customer_rows(summary: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """Each customer's distinct (x, t_x, T, m) row and the number of such rows."""
-    (ux, _, _, _), inverse, _ = distinct_rows(
-        summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"]
-    )
-    return inverse, len(ux)
+def default_draws(rows: int) -> int:
+    """Draws per customer for ``rows`` distinct histories: ``PREDICTION_DRAWS``, fewer past
+    the ``CELL_BUDGET`` (never below ``MIN_DRAWS``)."""
+    return int(min(PREDICTION_DRAWS, max(MIN_DRAWS, CELL_BUDGET // max(rows, 1))))
+
+
+def _fitted_pairs(pairs: Sequence[Any]) -> list[tuple[Any, Any]]:
+    fitted = model_pairs(pairs)
+    if not fitted:
+        raise ValueError("prediction_intervals needs at least one (purchase, spend) model pair")
+    return fitted
 
 
 def prediction_intervals(
     summary: pd.DataFrame,
     pairs: Sequence[Any],
     settings: LtvConfig,
-    draws: int = PREDICTION_DRAWS,
+    draws: int | None = None,
     level: float = PREDICTION_LEVEL,
     seed: int = 42,
     chunk_cells: int = CHUNK_CELLS,
     month_length: float | None = None,
 ) -> PredictionIntervals:
     """Simulate each customer's discounted margin over ``settings.horizon_months`` ``draws``
-    times (see the module docstring) and summarise it: central ``level`` interval, mean, sd.
+    times (default ``default_draws``; see the module docstring) and summarise it: central
+    ``level`` interval, mean, sd.
 
     ``pairs``: (purchase model, spend model) pairs (or ``FittedModels``): one pair for the point
     fit, or the refit bootstrap's replicates (draw j uses pair j mod len(pairs)).
     """
-    inverse, rows = _customer_rows(summary)
+    fitted = _fitted_pairs(pairs)
+    histories = _histories(summary, fitted)
+    draws = default_draws(histories.rows) if draws is None else draws
     tail = (1 - level) / 2
-    low, high, mean, sd = (np.empty(rows) for _ in range(4))
-    blocks = _simulated_blocks(summary, pairs, settings, draws, seed, chunk_cells, month_length)
+    low, high, mean, sd = (np.empty(histories.rows) for _ in range(4))
+    blocks = _simulated_blocks(histories, fitted, settings, draws, seed, chunk_cells, month_length)
     for block, values in blocks:
         low[block], high[block] = np.quantile(values, [tail, 1 - tail], axis=1)
         mean[block] = values.mean(axis=1)
         sd[block] = values.std(axis=1, ddof=1) if draws > 1 else 0.0
+    scale, inverse = histories.scale, histories.inverse
     return PredictionIntervals(
-        low=low[inverse],
-        high=high[inverse],
-        mean=mean[inverse],
-        sd=sd[inverse],
+        low=scale * low[inverse],
+        high=scale * high[inverse],
+        mean=scale * mean[inverse],
+        sd=scale * sd[inverse],
         draws=draws,
         level=level,
-        model_pairs=len(model_pairs(pairs)),
-        simulated_rows=rows,
+        model_pairs=len(fitted),
+        simulated_rows=histories.rows,
     )
 
 
@@ -357,16 +411,18 @@ def randomised_pit(
     calibrated predictive it is uniform on (0, 1), atoms (most customers' zero) included, so
     the share in (0.1, 0.9) is 80%; a closed central interval [q10, q90] covers at least that
     (an atom at an end counts whole)."""
-    inverse, _ = _customer_rows(summary)
+    fitted = _fitted_pairs(pairs)
+    histories = _histories(summary, fitted)
+    inverse = histories.inverse
     realised = np.asarray(realised, dtype=float)
     below, at_or_below = np.empty(len(realised)), np.empty(len(realised))
     order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(inverse.max() + 2))
-    blocks = _simulated_blocks(summary, pairs, settings, draws, seed, chunk_cells, None)
+    bounds = np.searchsorted(inverse[order], np.arange(histories.rows + 1))
+    blocks = _simulated_blocks(histories, fitted, settings, draws, seed, chunk_cells, None)
     for block, values in blocks:
         members = order[bounds[block.start] : bounds[block.stop]]
         sims = values[inverse[members] - block.start]
-        y = realised[members][:, None]
+        y = (realised[members] / histories.scale[members])[:, None]
         below[members] = (sims < y).mean(axis=1)
         at_or_below[members] = (sims <= y).mean(axis=1)
     u = np.random.default_rng(seed + 1).random(len(realised))
