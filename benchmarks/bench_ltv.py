@@ -15,10 +15,19 @@ process. Equal results are checked: fitted parameters and LTV (lifetimes' 4.345-
 Also (stage ``ltv_paretonbd``): our Pareto/NBD fit against lifetimes' ``ParetoNBDFitter`` on
 the same distinct rows (``weights=``), log-likelihoods compared; the refit bootstrap's time; and
 the coverage of the campaign interval (sampling only vs refit) on simulated worlds with known
-parameters, where the truth is the campaign's mean expected LTV under the true parameters.
+parameters (``ltv.coverage``: the truth is the population mean expected 12-month value of a
+customer of the campaign under the true parameters, in closed form; ``--only-coverage`` runs
+it alone, stage ``ltv_coverage``).
+
+Stage ``ltv_chain`` (issue 11's goal: under 20 s at 1,000,000 customers): RFM with the 90-day
+holdout + BG/NBD + Pareto/NBD + Gamma-Gamma + the holdout model choice (``auto``) + 12-month
+LTV in fresh interpreters, and the per-customer prediction intervals (``ltv.prediction``,
+``--prediction-draws``) timed apart.
 
 Usage: python benchmarks/bench_ltv.py [--customers N] [--repeats R] [--only-paretonbd]
     [--paretonbd-customers N] [--refit-customers N] [--refits B] [--coverage-worlds W]
+    [--coverage-customers N] [--coverage-refits B] [--only-coverage]
+    [--only-chain] [--chain-customers N] [--prediction-draws D]
 """
 
 from __future__ import annotations
@@ -87,6 +96,135 @@ _report(
 )
 """
 )
+
+
+CHAIN_GOAL_S = 20.0
+# The issue's chain at the pipeline's defaults ([ltv] model = "auto", 90-day holdout): the
+# calibration summary with its holdout, BG/NBD, Pareto/NBD and Gamma-Gamma fitted on it, the
+# holdout comparison and choice (analysis.choose_model, as `auto` runs it), the chosen model's
+# 12-month LTV; then, timed apart, the per-customer prediction intervals (ltv.prediction).
+CHAIN_CHILD = (
+    CHILD_PEAK_RSS
+    + """
+import time
+import pandas as pd
+from insightos_utils.config import LtvConfig
+from insightos_utils.ltv.analysis import FittedModels, choose_model
+from insightos_utils.ltv.models.bgnbd import BgNbd
+from insightos_utils.ltv.models.gamma_gamma import GammaGamma, independence
+from insightos_utils.ltv.models.paretonbd import ParetoNbd
+from insightos_utils.ltv.prediction import prediction_intervals
+from insightos_utils.ltv.rfm import SUMMARY_COLUMNS, rfm_summary
+from insightos_utils.ltv.transactions import calibration_end_for
+from insightos_utils.ltv.value import customer_ltv
+transactions = pd.read_parquet(PATH)
+settings = LtvConfig()
+as_of = pd.Timestamp(AS_OF)
+calibration_end = calibration_end_for(as_of, settings.holdout_days)
+clock = [time.perf_counter()]
+cpu_start = time.process_time()
+def lap():
+    clock.append(time.perf_counter())
+    return round(clock[-1] - clock[-2], 3)
+summary = rfm_summary(transactions, calibration_end, as_of, "W")
+rfm_s = lap()
+bgnbd = BgNbd().fit(summary)
+bgnbd_s = lap()
+paretonbd = ParetoNbd().fit(summary)
+paretonbd_s = lap()
+gamma_gamma = GammaGamma().fit(summary)
+gamma_gamma_s = lap()
+models = FittedModels(bgnbd, gamma_gamma, independence(summary), paretonbd, "bgnbd")
+choice = choose_model(summary, models, "auto", True)
+models.model = choice.model
+choice_s = lap()
+table = customer_ltv(summary[list(SUMMARY_COLUMNS)], models.purchases, gamma_gamma, settings)
+ltv_s = lap()
+chain_s = round(clock[-1] - clock[0], 3)
+chain_cpu_s = round(time.process_time() - cpu_start, 3)
+cpu_prediction = time.process_time()
+pair = (models.purchases, gamma_gamma)
+predicted = prediction_intervals(summary, [pair], settings, draws=DRAWS or None)
+prediction_s = lap()
+prediction_cpu_s = round(time.process_time() - cpu_prediction, 3)
+_report(
+    chain_s,
+    rfm_s=rfm_s,
+    bgnbd_fit_s=bgnbd_s,
+    paretonbd_fit_s=paretonbd_s,
+    gamma_gamma_fit_s=gamma_gamma_s,
+    choice_s=choice_s,
+    ltv_s=ltv_s,
+    prediction_s=prediction_s,
+    chain_cpu_s=chain_cpu_s,
+    prediction_cpu_s=prediction_cpu_s,
+    prediction_draws=predicted.draws,
+    prediction_rows=predicted.simulated_rows,
+    chosen=choice.model,
+    reason=choice.reason,
+    fit_rows={"bgnbd": bgnbd.fitted().n_fit_rows, "gamma_gamma": gamma_gamma.fitted().n_fit_rows},
+    converged={
+        "bgnbd": bgnbd.convergence.converged,
+        "paretonbd": paretonbd.convergence.converged,
+        "gamma_gamma": gamma_gamma.convergence.converged,
+    },
+    mean_ltv=float(table["ltv"].mean()),
+)
+"""
+)
+
+
+def bench_chain(customers: int, repeats: int, draws: int) -> dict[str, object]:
+    """The issue's whole chain (``CHAIN_CHILD``) in fresh interpreters, medians of ``repeats``."""
+    print(f"chain: simulating {customers:,} customers ...", file=sys.stderr)
+    transactions = simulate_transactions(
+        customers, WORLD_BGNBD, WORLD_GAMMA_GAMMA, "2024-01-01", 84, AS_OF, seed=1
+    )
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "transactions.parquet"
+        transactions.to_parquet(path)
+        code = f"PATH = {str(path)!r}\nAS_OF = {AS_OF!r}\nDRAWS = {draws}\n" + CHAIN_CHILD
+        runs = [measure_in_subprocess(code, repeats=1) for _ in range(repeats)]
+    stages = (
+        "rfm_s",
+        "bgnbd_fit_s",
+        "paretonbd_fit_s",
+        "gamma_gamma_fit_s",
+        "choice_s",
+        "ltv_s",
+        "prediction_s",
+        "chain_cpu_s",
+        "prediction_cpu_s",
+    )
+    median = round(statistics.median(r["median_s"] for r in runs), 3)
+    return {
+        "customers": customers,
+        "transactions": len(transactions),
+        "chain_median_s": median,
+        "chain_runs_s": [r["median_s"] for r in runs],
+        "chain": "RFM (calibration + 90-day holdout) + BG/NBD + Pareto/NBD + Gamma-Gamma + "
+        "holdout choice (auto) + 12-month LTV; prediction intervals timed apart; *_cpu_s: "
+        "process CPU seconds (all threads), a steadier figure on a loaded machine",
+        "goal_s": CHAIN_GOAL_S,
+        "meets_goal": median < CHAIN_GOAL_S,
+        "peak_rss_gb": max(r["peak_rss_gb"] for r in runs),
+        **{k: round(statistics.median(r[k] for r in runs), 3) for k in stages},
+        **{
+            k: runs[-1][k]
+            for k in (
+                "prediction_draws",
+                "prediction_rows",
+                "chosen",
+                "reason",
+                "fit_rows",
+                "converged",
+                "mean_ltv",
+            )
+        },
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+    }
 
 
 def _lifetimes_per_customer(
@@ -228,47 +366,16 @@ def bench_refit(customers: int, refits: int) -> dict[str, object]:
 
 
 def bench_coverage(worlds: int, customers: int, refits: int) -> dict[str, object]:
-    """Coverage of the 95% interval of a campaign's mean expected LTV, sampling vs refit."""
-    from insightos_utils.ltv.economics import bootstrap_means, percentile_interval
-    from insightos_utils.ltv.intervals import refit_bootstrap
+    """Coverage of the 95% interval of a campaign's mean expected LTV, sampling vs refit, on
+    ``worlds`` simulated worlds with known parameters (``ltv.coverage``). The estimand is the
+    population mean expected 12-month value of a customer of the campaign under the true
+    parameters, in closed form; both intervals target it. Coverage comes with its Wilson 95%
+    interval; the in-sample truth (mean over the world's own customers) is reported beside."""
+    from insightos_utils.ltv.coverage import coverage_study
 
-    settings = LtvConfig(model="bgnbd")
-    covered = {"sampling": 0, "refit": 0}
-    widths: dict[str, list[float]] = {"sampling": [], "refit": []}
-    true_model = BgNbd(WORLD_BGNBD)
-    true_spend = GammaGamma(WORLD_GAMMA_GAMMA)
-    for world in range(worlds):
-        table = simulate_transactions(
-            customers, WORLD_BGNBD, WORLD_GAMMA_GAMMA, "2024-01-01", 84, AS_OF, seed=100 + world
-        )
-        summary = rfm_summary(table, AS_OF, time_unit="W")
-        truth = float(customer_ltv(summary, true_model, true_spend, settings)["ltv"].mean())
-        fitted_p, fitted_s = BgNbd().fit(summary), GammaGamma().fit(summary)
-        point = customer_ltv(summary, fitted_p, fitted_s, settings)["ltv"].to_numpy()
-        rng = np.random.default_rng(world)
-        intervals = {
-            "sampling": percentile_interval(bootstrap_means(point, 2000, rng)),
-            "refit": percentile_interval(
-                refit_bootstrap(summary, settings, "bgnbd", seed=world, samples=refits).group_means(
-                    np.ones(len(summary), dtype=bool)
-                )
-            ),
-        }
-        for name, (low, high) in intervals.items():
-            covered[name] += int(low <= truth <= high)
-            widths[name].append(high - low)
-    return {
-        "worlds": worlds,
-        "customers_per_world": customers,
-        "refits": refits,
-        "coverage_sampling": covered["sampling"] / worlds,
-        "coverage_refit": covered["refit"] / worlds,
-        "median_width_sampling": float(np.median(widths["sampling"])),
-        "median_width_refit": float(np.median(widths["refit"])),
-        "truth": "mean over the campaign's customers of the expected LTV under the true "
-        "parameters (given their histories)",
-        "nominal": 0.95,
-    }
+    start = time.perf_counter()
+    study = coverage_study(worlds, customers, refits, WORLD_BGNBD, WORLD_GAMMA_GAMMA)
+    return {**study.summary(), "seconds": round(time.perf_counter() - start, 1)}
 
 
 def main() -> None:
@@ -281,7 +388,34 @@ def main() -> None:
     parser.add_argument("--refits", type=int, default=200)
     parser.add_argument("--coverage-worlds", type=int, default=200)
     parser.add_argument("--coverage-customers", type=int, default=500)
+    parser.add_argument(
+        "--coverage-refits", type=int, default=200, help="refits per coverage world"
+    )
+    parser.add_argument("--only-coverage", action="store_true", help="only the coverage study")
+    parser.add_argument("--only-chain", action="store_true", help="only stage ltv_chain")
+    parser.add_argument("--chain-customers", type=int, default=None, help="default --customers")
+    parser.add_argument(
+        "--prediction-draws", type=int, default=200, help="0: the pipeline's default_draws"
+    )
     args = parser.parse_args()
+
+    if args.only_chain:
+        chain_customers = args.chain_customers or args.customers
+        record("ltv_chain", bench_chain(chain_customers, args.repeats, args.prediction_draws))
+        return
+
+    if args.only_coverage:
+        print("coverage study ...", file=sys.stderr)
+        record(
+            "ltv_coverage",
+            {
+                **bench_coverage(
+                    args.coverage_worlds, args.coverage_customers, args.coverage_refits
+                ),
+                "load_average": [round(v, 2) for v in os.getloadavg()],
+            },
+        )
+        return
 
     load = os.getloadavg()
     print("Pareto/NBD against lifetimes, refit bootstrap, coverage ...", file=sys.stderr)
@@ -291,7 +425,7 @@ def main() -> None:
             "paretonbd_vs_lifetimes": bench_paretonbd(args.paretonbd_customers),
             "refit_bootstrap": bench_refit(args.refit_customers, args.refits),
             "coverage": bench_coverage(
-                args.coverage_worlds, args.coverage_customers, max(args.refits // 2, 50)
+                args.coverage_worlds, args.coverage_customers, args.coverage_refits
             ),
             "load_average_before": [round(v, 2) for v in load],
             "load_average_after": [round(v, 2) for v in os.getloadavg()],
@@ -367,6 +501,8 @@ def main() -> None:
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
     }
     record("ltv", figures)
+    chain_customers = args.chain_customers or args.customers
+    record("ltv_chain", bench_chain(chain_customers, args.repeats, args.prediction_draws))
 
 
 if __name__ == "__main__":

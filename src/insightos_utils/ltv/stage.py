@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from insightos_utils.config import PipelineConfig
+from insightos_utils.config import LtvConfig, PipelineConfig
 from insightos_utils.ltv.analysis import LtvAnalysis, NotEnoughData, analyse_ltv
 from insightos_utils.ltv.economics import (
     ReferenceRatio,
@@ -25,11 +25,12 @@ from insightos_utils.ltv.economics import (
     reference_ratio,
     spend_by_campaign,
 )
-from insightos_utils.ltv.intervals import INTERVAL_METHODS, refit_bootstrap
+from insightos_utils.ltv.intervals import INTERVAL_METHODS, RefitDraws, refit_bootstrap
 from insightos_utils.ltv.models.base import FitError
 from insightos_utils.ltv.narrative import next_dollar_recommendation
 from insightos_utils.ltv.new_customers import new_customer_value
 from insightos_utils.ltv.outputs import write_ltv_outputs, write_skipped_outputs
+from insightos_utils.ltv.prediction import PredictionIntervals, model_pairs, prediction_intervals
 from insightos_utils.ltv.subscription import (
     customer_pattern,
     payment_days,
@@ -106,6 +107,25 @@ def economics_state(campaign_spend: pd.DataFrame | None) -> NotComputed | None:
     return NotComputed("CAC, LTV/CAC and payback", reason, fix)
 
 
+def _prediction_columns(
+    analysis: LtvAnalysis, refit: RefitDraws | None, settings: LtvConfig, seed: int
+) -> PredictionIntervals:
+    """Per-customer 80% prediction intervals of the horizon's value into customer_ltv: simulated
+    from the refitted model pairs where the refit bootstrap kept them, else from the point fit;
+    the refits' parameter-only spread beside them."""
+    pairs = list(getattr(refit, "models", None) or []) if refit is not None else []
+    if not model_pairs(pairs):
+        pairs = [(analysis.models.purchases, analysis.models.gamma_gamma)]
+    predicted = prediction_intervals(analysis.summary, pairs, settings, seed=seed)
+    analysis.customer_ltv["ltv_low_80"] = predicted.low
+    analysis.customer_ltv["ltv_high_80"] = predicted.high
+    if refit is not None:
+        low, high = refit.customer_interval()
+        analysis.customer_ltv["ltv_param_low_80"] = low
+        analysis.customer_ltv["ltv_param_high_80"] = high
+    return predicted
+
+
 def _compute(
     run_dir: str | Path, data: CompanyTables, config: PipelineConfig, show_progress: bool
 ) -> LtvStageResult:
@@ -166,19 +186,21 @@ def _compute(
             show_progress=show_progress,
             warm=(analysis.models.purchases, analysis.models.gamma_gamma),
         )
-        low, high = refit.customer_interval()
-        analysis.customer_ltv["ltv_low_80"] = low
-        analysis.customer_ltv["ltv_high_80"] = high
+    predicted = None
+    if per_campaign is None:
+        predicted = _prediction_columns(analysis, refit, settings, seed)
     analysis.params["intervals"] = {
         "interval_method": "refit" if refit is not None else "sampling",
         "meaning": INTERVAL_METHODS["refit" if refit is not None else "sampling"],
         "refit_samples": refit.samples if refit is not None else 0,
         "refit_failed": refit.failed if refit is not None else 0,
-        "customer_interval": (
-            "ltv_low_80 / ltv_high_80 in customer_ltv.csv: the central 80% of each customer's "
-            "expected value over the refits (parameter uncertainty; not the spread of realised "
-            "purchases)"
-            if refit is not None
+        "customer_interval": predicted.meaning() if predicted is not None else None,
+        "prediction_draws": predicted.draws if predicted is not None else 0,
+        "customer_parameter_interval": (
+            "ltv_param_low_80 / ltv_param_high_80 in customer_ltv.csv: the central 80% of each "
+            "customer's expected value over the refits (parameter uncertainty only; not the "
+            "spread of realised purchases)"
+            if refit is not None and predicted is not None
             else None
         ),
     }

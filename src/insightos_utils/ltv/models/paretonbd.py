@@ -15,9 +15,10 @@ positive), so the log-likelihood is a ``logaddexp`` of two finite logarithms. ``
 form with the larger of alpha and beta as the pivot (``_log_tail``): a Gauss hypergeometric
 2F1(1, b; c; z) with 0 <= z < 1 and c > b > 0, which is positive and well inside scipy's range.
 
-The gradient is central differences of that exact log-likelihood in the log-parameters, computed
-once per distinct (x, T) and (x, t_x) pair (the hypergeometric term has no cheap parameter
-derivatives). The fit runs on a clock rescaled so the oldest customer's T is 1, as BG/NBD's.
+The gradient in alpha and beta is analytic (``M``'s derivatives are ``M``'s with p or q one
+higher); in r and s it is central differences of that exact log-likelihood in the
+log-parameters (the hypergeometric term has no cheap derivatives in its parameters); all
+computed once per distinct (x, T) and (x, t_x) pair. The fit runs on a clock rescaled so the oldest customer's T is 1, as BG/NBD's.
 Where the data show no dropout (mean death rate s / beta -> 0) the optimum is the NBD, which is
 then fitted and used for predictions, as for BG/NBD.
 """
@@ -182,19 +183,64 @@ class ParetoNbd(LikelihoodModel):
 
     def _row_ll(self, natural: np.ndarray, rows: WeightedRows) -> np.ndarray:
         r, alpha, s, beta = natural
-        aux, x = rows.aux, rows.columns["x"]
-        alive = np.log(r + aux["xT_x"]) + _log_tail(
-            r + aux["xT_x"] + 1, s, alpha, beta, aux["xT_T"]
+        aux = rows.aux
+        # log Gamma(r + x) is shared by a row's two terms: added per distinct pair, not per row
+        # (gammaln over every row was two thirds of the fit's time)
+        alive = (
+            gammaln(r + aux["xT_x"])
+            + np.log(r + aux["xT_x"])
+            + _log_tail(r + aux["xT_x"] + 1, s, alpha, beta, aux["xT_T"])
         )
-        dead = np.log(s) + _log_tail(r + aux["xt_x"], s + 1, alpha, beta, aux["xt_t"])
-        constant = gammaln(r + x) - gammaln(r) + r * math.log(alpha) + s * math.log(beta)
+        dead = (
+            gammaln(r + aux["xt_x"])
+            + math.log(s)
+            + _log_tail(r + aux["xt_x"], s + 1, alpha, beta, aux["xt_t"])
+        )
+        constant = -gammaln(r) + r * math.log(alpha) + s * math.log(beta)
         return constant + np.logaddexp(alive[aux["xT_i"]], dead[aux["xt_i"]])
 
     def row_terms(self, natural: np.ndarray, rows: WeightedRows) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and gradient: alpha's and beta's derivatives analytic
+        (d M(p, q; t) / d alpha = -p M(p + 1, q; t), d / d beta = -q M(p, q + 1; t): one more
+        tail per term and parameter, on the distinct pairs), r's and s's by central differences
+        (the hypergeometric term has no cheap derivative in its parameters)."""
         natural = np.asarray(natural, dtype=float)
-        ll = self._row_ll(natural, rows)
+        r, alpha, s, beta = natural
+        aux = rows.aux
+        xa, age, xd, rec = aux["xT_x"], aux["xT_T"], aux["xt_x"], aux["xt_t"]
+        alive_tail = _log_tail(r + xa + 1, s, alpha, beta, age)
+        dead_tail = _log_tail(r + xd, s + 1, alpha, beta, rec)
+        alive = (gammaln(r + xa) + np.log(r + xa) + alive_tail)[aux["xT_i"]]
+        dead = (gammaln(r + xd) + math.log(s) + dead_tail)[aux["xt_i"]]
+        mixed = np.logaddexp(alive, dead)
+        ll = -gammaln(r) + r * math.log(alpha) + s * math.log(beta) + mixed
+        w_alive = np.exp(alive - mixed)
+        w_dead = 1.0 - w_alive
+
+        def ratio(log_tail: np.ndarray, log_base: np.ndarray, index: np.ndarray) -> np.ndarray:
+            return np.exp(log_tail - log_base)[index]
+
+        d_alpha = (
+            r / alpha
+            - w_alive
+            * ((r + xa + 1)[aux["xT_i"]])
+            * ratio(_log_tail(r + xa + 2, s, alpha, beta, age), alive_tail, aux["xT_i"])
+            - w_dead
+            * ((r + xd)[aux["xt_i"]])
+            * ratio(_log_tail(r + xd + 1, s + 1, alpha, beta, rec), dead_tail, aux["xt_i"])
+        )
+        d_beta = (
+            s / beta
+            - w_alive
+            * s
+            * ratio(_log_tail(r + xa + 1, s + 1, alpha, beta, age), alive_tail, aux["xT_i"])
+            - w_dead
+            * (s + 1)
+            * ratio(_log_tail(r + xd, s + 2, alpha, beta, rec), dead_tail, aux["xt_i"])
+        )
         gradient = np.empty((len(ll), len(natural)))
-        for i in range(len(natural)):
+        gradient[:, 1], gradient[:, 3] = d_alpha, d_beta
+        for i in (0, 2):
             up, down = natural.copy(), natural.copy()
             up[i] *= math.exp(FD_STEP)
             down[i] *= math.exp(-FD_STEP)
