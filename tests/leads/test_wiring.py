@@ -1,4 +1,4 @@
-"""Lead attributes, the horizon label and the trend wired into features, EDA, scoring and card."""
+"""Lead attributes and the horizon label wired into features, EDA, scoring and card."""
 
 from __future__ import annotations
 
@@ -102,18 +102,6 @@ def test_decisions_read_back_with_their_attributes(
     crm_inputs.decisions.to_json(tmp_path / "decisions.json")
     again = eda.FeatureDecisions.from_json(tmp_path / "decisions.json")
     assert again.lead_attributes == json.loads(json.dumps(crm_inputs.decisions.lead_attributes))
-
-
-def test_with_trend_against_a_previous_run(tmp_path: Path) -> None:
-    scored = pd.DataFrame({"user_id": ["a", "b", "c"], "score": [0.9, 0.1, 0.5], "grade": "B"})
-    pd.DataFrame({"user_id": ["a", "b", "z"], "score": [0.5, 0.5, 0.5]}).to_csv(
-        tmp_path / "scored_leads.csv", index=False
-    )
-    trended, summary = stage.with_trend(scored, tmp_path, 0.05)
-    assert trended["trend"].tolist() == ["improving", "declining", "new"]
-    assert summary["no_longer_open"] == 1 and summary["threshold"] == 0.05
-    first, summary = stage.with_trend(scored, None, 0.05)
-    assert set(first["trend"]) == {"new"} and "no previous" in summary["compared_with"]
 
 
 def test_explanations_read_attributes_in_words() -> None:

@@ -5,7 +5,7 @@ spec, decisions and the feature table; decided and built here when absent), trai
 runs the backtest, saves the bundles, scores the open leads with the saved champion (exactly as
 ``insightos score`` will) and writes ``scored_leads.csv`` and ``model_card.json``.
 ``time_to_conversion`` gives the
-Kaplan–Meier curves by grade and ``with_trend`` each lead's trend since the previous run.
+Kaplan–Meier curves by grade; ``leads.trend.with_trend`` each lead's trend since the previous run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from insightos_utils.config import PipelineConfig
@@ -33,7 +32,7 @@ from insightos_utils.leads.labels import CENSORED, horizon_labels, label_counts
 from insightos_utils.leads.split import require_outcomes
 from insightos_utils.leads.survival import conversion_curves_by_grade, share_converted_by
 from insightos_utils.leads.train import TrainingResult, model_features, train_lead_models
-from insightos_utils.leads.trend import previous_scores, score_trend, trend_summary
+from insightos_utils.leads.trend import with_trend
 from insightos_utils.stages import StageOutcome, StageRecord, run_stage, skip_stage
 
 STAGE = "lead_scoring"
@@ -324,7 +323,7 @@ def run_lead_scoring(
     return outcome
 
 
-# --- the horizon, time to conversion and trend (issue 12.2/12.3) --------------------------------
+# --- the horizon and time to conversion (issue 12.2) --------------------------------
 
 
 @dataclass
@@ -384,18 +383,3 @@ def time_to_conversion(
             f"{len(open_grades):,} open leads younger than {horizon_days} days (censored)"
         ),
     )
-
-
-def with_trend(
-    scored: pd.DataFrame, previous_run_dir: str | Path | None, threshold: float
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """``scored`` with ``trend`` against the previous scoring run's ``scored_leads.csv``, and a
-    summary (counts per trend, leads no longer open, where the comparison came from)."""
-    previous, note = previous_scores(previous_run_dir)
-    trend = score_trend(scored["user_id"], scored["score"], previous, threshold)
-    summary = {
-        **trend_summary(trend, scored["user_id"], previous),
-        "threshold": threshold,
-        "compared_with": note,
-    }
-    return scored.assign(trend=pd.array(np.asarray(trend, dtype=object), dtype="str")), summary
