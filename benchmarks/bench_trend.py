@@ -4,7 +4,7 @@
 The previous run holds 90% of today's leads plus 100,000 that are no longer open, in another
 order (``_lead_inputs.previous_run``); ids are text like the scoring output's. Timed in this
 process, median of a few repeats, with the CPU time of one more run. The trend and the expected
-value together, as a run applies them: ``bench_value_trend.py``.
+value together, as a run applies them: ``bench_value.py`` (``trend_and_value_s``).
 
 Usage: ``.venv/bin/python benchmarks/bench_trend.py [--leads N] [--repeats R]``
 """

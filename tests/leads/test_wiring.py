@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insightos_utils.config import PipelineConfig
 from insightos_utils.ingest import ingest, read_processed
 from insightos_utils.leads import eda, features, stage
 from insightos_utils.leads.labels import CENSORED, horizon_labels
@@ -28,7 +29,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def crm_inputs(crm: dict[str, pd.DataFrame]) -> stage.FeatureInputs:
     as_of = features.resolve_as_of(crm["users"], crm["events"], None)
-    return stage.feature_inputs(crm["users"], crm["events"], as_of, None, horizon_days=90)
+    return stage.feature_inputs(crm["users"], crm["events"], as_of, None, PipelineConfig())
 
 
 def test_attributes_become_columns_and_lead_quality_is_kept_out(
@@ -129,7 +130,7 @@ def test_a_company_without_events_is_scored_on_its_attributes(tmp_path: Path) ->
     assert len(data.events) == 0
     events = features.encode_events(data.events)
     as_of = features.resolve_as_of(data.users, events, None)
-    inputs = stage.feature_inputs(data.users, events, as_of, None, horizon_days=90)
+    inputs = stage.feature_inputs(data.users, events, as_of, None, PipelineConfig())
     assert "attr_lead_quality" in inputs.decisions.leaky_features
     by_model = train.model_features(inputs.decisions, inputs.spec)
     result = train.train_lead_models(features.training_rows(inputs.feature_table), by_model)

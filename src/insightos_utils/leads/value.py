@@ -16,8 +16,7 @@ scoring wrote (category codes, no join); a file without one is joined on a user 
 look-up (one Arrow hash join). Then column arithmetic, one sort, and the rows reordered with
 the run's constant text columns (model version, scoring time) left in place: on a million
 leads 0.36 to 0.43 s of CPU at load average 5 to 6 on 2 cores, where the look-up join and full
-reorder took 0.92 to 1.27 s under the same load (``benchmarks/bench_value.py``,
-``bench_value_trend.py``).
+reorder took 0.92 to 1.27 s under the same load (``benchmarks/bench_value.py``).
 """
 
 from __future__ import annotations
