@@ -14,7 +14,11 @@ from insightos_utils.config import (
 )
 from insightos_utils.errors import InputError
 
-NOTEBOOK_ONLY_PARAMETERS = {"run_dir", "previous_run_dir"}  # per-run folders: not settings
+NOTEBOOK_ONLY_PARAMETERS = {
+    "run_dir",
+    "previous_run_dir",
+    "previous_scores_dir",
+}  # per-run folders: not settings
 
 
 def test_checked_in_config_holds_every_key_with_its_default(repo_root: Path) -> None:

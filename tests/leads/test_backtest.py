@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from insightos_utils.config import PipelineConfig
 from insightos_utils.leads.backtest import BacktestSkipped, lead_lifetime, users_known_at
 from insightos_utils.leads.backtest import backtest as run_backtest
 
@@ -51,14 +52,21 @@ def test_users_known_at_reopens_only_young_lost_users() -> None:
     assert lead_lifetime(users, pd.Timestamp("2026-03-10"), 60) == pd.Timedelta(days=11)
 
 
+def needing(outcomes: int, conversions: int) -> PipelineConfig:
+    """The default settings with other minimums for the backtest window and its training."""
+    return PipelineConfig().with_overrides(
+        backtest_min_conversions=outcomes, min_conversions=conversions
+    )
+
+
 def test_a_backtest_window_with_too_few_outcomes_is_skipped_with_the_reason(
     synthetic_lead_models,
 ) -> None:
     data = synthetic_lead_models["data"]
     with pytest.raises(BacktestSkipped, match="converted by") as skipped:
-        run_backtest(data.users, data.events, synthetic_lead_models["as_of"], min_outcomes=10**6)
+        run_backtest(data.users, data.events, synthetic_lead_models["as_of"], needing(10**6, 40))
     assert "needs at least 1,000,000" in skipped.value.reason
     assert "backtest_lookback_days" in skipped.value.fix
     with pytest.raises(BacktestSkipped, match="cannot be trained") as thin:
-        run_backtest(data.users, data.events, synthetic_lead_models["as_of"], min_conversions=10**6)
+        run_backtest(data.users, data.events, synthetic_lead_models["as_of"], needing(1, 10**6))
     assert "1,000,000 conversions" in thin.value.reason

@@ -54,7 +54,7 @@ def test_scored_leads_follow_the_contract(
     scored: pd.DataFrame, toy_feature_table: pd.DataFrame
 ) -> None:
     leads = toy_feature_table[~toy_feature_table["label_known"]]
-    assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert list(scored.columns) == CONTRACT_COLUMNS + ["window_complete", "campaign"]
     assert len(scored) == len(leads)
     assert set(scored["user_id"]) == set(leads.index)
     assert scored["score"].between(0, 1).all()
@@ -66,6 +66,8 @@ def test_scored_leads_follow_the_contract(
     assert scored["top_reasons"].str.contains(r"\((?:raises|lowers)\)").all()
     complete = leads["window_complete"].reindex(scored["user_id"]).to_numpy()
     assert (scored["window_complete"].to_numpy() == complete).all()
+    campaign = leads["campaign"].reindex(scored["user_id"]).to_numpy()
+    assert (scored["campaign"].to_numpy() == campaign).all()  # carried for the expected value
 
 
 def test_rank_one_is_the_highest_score_and_grades_are_monotone(scored: pd.DataFrame) -> None:
@@ -141,7 +143,7 @@ def test_write_is_atomic_and_keeps_the_old_file_on_failure(
     path = tmp_path / "scored_leads.csv"
     scoring.write_scored_leads(scored, path)
     written = pd.read_csv(path)
-    assert list(written.columns) == CONTRACT_COLUMNS + ["window_complete"]
+    assert list(written.columns) == CONTRACT_COLUMNS + ["window_complete", "campaign"]
     assert len(written) == len(scored)
     with pytest.raises(ValueError, match="contract columns"):
         scoring.write_scored_leads(scored.drop(columns=["grade"]), path)
@@ -268,7 +270,7 @@ def test_score_command_end_to_end_from_a_raw_folder(
     scored = pd.read_csv(out)
     assert f"{len(scored):,} open leads scored (A " in capsys.readouterr().err
     open_leads = features.open_leads(inputs.feature_table)
-    assert list(scored.columns) == CONTRACT_COLUMNS + ["trend", "window_complete"]
+    assert list(scored.columns) == CONTRACT_COLUMNS + ["trend", "window_complete", "campaign"]
     assert set(scored["trend"]) == {"new"}  # no --previous: every lead is new
     assert set(scored["user_id"]) == set(open_leads.index)
     assert (scored["model_version"] == f"{result.champion}@abcdef12").all()

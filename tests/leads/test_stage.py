@@ -32,7 +32,8 @@ def test_feature_inputs_reuse_what_02_eda_wrote(synthetic_lead_models, tmp_path:
     assert reused.spec == decided.spec
     pd.testing.assert_frame_equal(reused.feature_table, decided.feature_table)
     with pytest.raises(InputError, match="window_days 14 differs"):
-        feature_inputs(data.users, data.events, as_of, tmp_path, window_days=7)
+        seven_days = PipelineConfig().with_overrides(feature_window_days=7)
+        feature_inputs(data.users, data.events, as_of, tmp_path, seven_days)
 
 
 def test_the_feature_table_02_eda_wrote_is_the_one_03_uses(

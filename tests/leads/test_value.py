@@ -175,6 +175,26 @@ def test_rewrite_keeps_every_column_and_reads_campaigns_only_when_needed(tmp_pat
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_rewrite_uses_the_campaign_scoring_wrote_without_a_lookup(tmp_path: Path) -> None:
+    campaigns = ["newcomer", "google", "NA", "google"]  # "NA" is a name here, not a gap
+    scored = scored_leads().assign(campaign=campaigns, trend="new")
+    path, values = tmp_path / "scored_leads.csv", tmp_path / "new_customer_value.csv"
+    scored.to_csv(path, index=False)
+    table = new_customer_value()
+    table.loc[len(table)] = ["NA", 50, 200.0, 150.0, 250.0, False, "campaign's own fit", ""]
+    table.to_csv(values, index=False)
+
+    def no_lookup() -> pd.Series:
+        raise AssertionError("the file's own campaign column should be used")
+
+    ranking = rewrite_scored_leads(path, values, rank_by="value", campaigns=no_lookup)
+    written = pd.read_csv(path, keep_default_na=False)
+    assert ranking.rank_by == "value" and ranking.leads_on_own_campaign == 3
+    assert written["user_id"].tolist() == ["u1", "u2", "u4", "u3"]
+    assert written["expected_value"].tolist() == [150, 100, 90, 60]
+    assert written["campaign"].tolist() == ["google", "NA", "newcomer", "google"]
+
+
 def test_score_only_runs_read_campaigns_from_the_raw_users(tmp_path: Path) -> None:
     (tmp_path / "users.csv").write_text(
         "user_id,created_at,status,converted_at,marketing\n"

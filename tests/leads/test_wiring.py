@@ -1,4 +1,4 @@
-"""Lead attributes, the horizon label and the trend wired into features, EDA, scoring and card."""
+"""Lead attributes and the horizon label wired into features, EDA, scoring and card."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insightos_utils.config import PipelineConfig
 from insightos_utils.ingest import ingest, read_processed
 from insightos_utils.leads import eda, features, stage
 from insightos_utils.leads.labels import CENSORED, horizon_labels
@@ -28,7 +29,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def crm_inputs(crm: dict[str, pd.DataFrame]) -> stage.FeatureInputs:
     as_of = features.resolve_as_of(crm["users"], crm["events"], None)
-    return stage.feature_inputs(crm["users"], crm["events"], as_of, None, horizon_days=90)
+    return stage.feature_inputs(crm["users"], crm["events"], as_of, None, PipelineConfig())
 
 
 def test_attributes_become_columns_and_lead_quality_is_kept_out(
@@ -104,18 +105,6 @@ def test_decisions_read_back_with_their_attributes(
     assert again.lead_attributes == json.loads(json.dumps(crm_inputs.decisions.lead_attributes))
 
 
-def test_with_trend_against_a_previous_run(tmp_path: Path) -> None:
-    scored = pd.DataFrame({"user_id": ["a", "b", "c"], "score": [0.9, 0.1, 0.5], "grade": "B"})
-    pd.DataFrame({"user_id": ["a", "b", "z"], "score": [0.5, 0.5, 0.5]}).to_csv(
-        tmp_path / "scored_leads.csv", index=False
-    )
-    trended, summary = stage.with_trend(scored, tmp_path, 0.05)
-    assert trended["trend"].tolist() == ["improving", "declining", "new"]
-    assert summary["no_longer_open"] == 1 and summary["threshold"] == 0.05
-    first, summary = stage.with_trend(scored, None, 0.05)
-    assert set(first["trend"]) == {"new"} and "no previous" in summary["compared_with"]
-
-
 def test_explanations_read_attributes_in_words() -> None:
     from insightos_utils.leads.explain import describe_value, feature_label
 
@@ -141,7 +130,7 @@ def test_a_company_without_events_is_scored_on_its_attributes(tmp_path: Path) ->
     assert len(data.events) == 0
     events = features.encode_events(data.events)
     as_of = features.resolve_as_of(data.users, events, None)
-    inputs = stage.feature_inputs(data.users, events, as_of, None, horizon_days=90)
+    inputs = stage.feature_inputs(data.users, events, as_of, None, PipelineConfig())
     assert "attr_lead_quality" in inputs.decisions.leaky_features
     by_model = train.model_features(inputs.decisions, inputs.spec)
     result = train.train_lead_models(features.training_rows(inputs.feature_table), by_model)

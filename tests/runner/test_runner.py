@@ -256,7 +256,12 @@ def test_two_runs_started_together_take_turns(tmp_path: Path) -> None:
     assert not list((tmp_path / "reports" / "runs").glob(".*"))
 
 
-def fake_scoring(monkeypatch: pytest.MonkeyPatch, calls: list[dict], fail: Exception | None = None):
+def fake_scoring(
+    monkeypatch: pytest.MonkeyPatch,
+    calls: list[dict],
+    fail: Exception | None = None,
+    options_seen: list[dict] | None = None,
+):
     """A stand-in for ``scoring.score_command``, so these tests need no trained model."""
 
     def score_command(
@@ -265,6 +270,8 @@ def fake_scoring(monkeypatch: pytest.MonkeyPatch, calls: list[dict], fail: Excep
         calls.append(
             {"model_path": model_path, "raw_dir": raw_dir, "as_of": as_of, "db_url": db_url}
         )
+        if options_seen is not None:
+            options_seen.append(options)
         if fail is not None:
             raise fail
         Path(out_path).write_text(

@@ -53,7 +53,7 @@ def staged_notebooks(folder: Path) -> Path:
     _notebook(
         folder,
         "03_stages",
-        'run_dir = ""\nprevious_run_dir = ""',
+        'run_dir = ""\nprevious_run_dir = ""\nprevious_scores_dir = ""',
         "import pathlib, time\n"
         "from insightos_utils.stages import StageSkipped, run_stage\n"
         "run_stage(run_dir, 'ingest', lambda: None)\n"
@@ -61,6 +61,7 @@ def staged_notebooks(folder: Path) -> Path:
         "    raise StageSkipped('no campaign_spend table.', 'Add campaign_spend.csv.')\n"
         "run_stage(run_dir, 'ltv', no_spend)\n"
         "pathlib.Path(run_dir, 'previous.txt').write_text(previous_run_dir)\n"
+        "pathlib.Path(run_dir, 'previous_scores.txt').write_text(previous_scores_dir)\n"
         f"while pathlib.Path({HOLD_FLAG!r}).exists():\n"
         "    pathlib.Path(run_dir, 'waiting').write_text('x')\n"
         "    time.sleep(0.2)",
@@ -129,7 +130,11 @@ def test_a_run_killed_mid_notebook_does_not_break_the_next_runs(
 
 
 @pytest.mark.notebook
-def test_stages_previous_run_and_not_computed_sections(tmp_path: Path) -> None:
+def test_stages_previous_run_and_not_computed_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also: each run's trend compares with the most recent published scoring run of either
+    kind (a full run with a newer score-only run, a score-only run with a newer full run)."""
     write_users(tmp_path / "raw", 40)
     notebooks = staged_notebooks(tmp_path / "notebooks")
     config = fixture_config(tmp_path / "raw")
@@ -142,13 +147,27 @@ def test_stages_previous_run_and_not_computed_sections(tmp_path: Path) -> None:
         "fix": "Add campaign_spend.csv.",
     }
     assert (first / "previous.txt").read_text() == ""  # no previous published run
+    assert (first / "previous_scores.txt").read_text() == ""
+    assert meta["trend_compared_with"] is None
     page = (first / "index.html").read_text()
     assert "Not computed" in page and "Add campaign_spend.csv." in page
     for path in first.rglob("*"):  # personal data is not world-readable ([run] umask 0027)
         assert path.stat().st_mode & 0o007 == 0, path
 
+    seen: list[dict] = []
+    fake_scoring(monkeypatch, [], options_seen=seen)
+    scores = run_fixture(tmp_path, config, score_only=True)
+    assert seen[-1]["previous_run_dir"] == first  # the only scoring run so far: the full one
     second = run_fixture(tmp_path, config, notebooks_dir=notebooks)
-    assert (second / "previous.txt").read_text() == str(first)
+    assert (second / "previous.txt").read_text() == str(first)  # ingest: the last full run
+    assert (second / "previous_scores.txt").read_text() == str(scores)  # trend: the newer run
+    compared = json.loads((second / "run.json").read_text())["trend_compared_with"]
+    assert compared["run_id"] == scores.name and compared["kind"] == "score"
+    run_fixture(tmp_path, config, score_only=True)
+    assert seen[-1]["previous_run_dir"] == second  # newer than the last score-only run
+    latest_scores = (tmp_path / "reports" / "latest_scores").resolve()
+    compared = json.loads((latest_scores / "run.json").read_text())["trend_compared_with"]
+    assert compared["run_id"] == second.name and compared["kind"] == "full"
 
 
 @pytest.mark.notebook
@@ -178,6 +197,27 @@ def _fake_run(runs: Path, run_id: str, **meta) -> Path:
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({"run_id": run_id, **meta}))
     return folder
+
+
+def test_the_latest_scoring_run_is_the_newest_published_one_of_either_kind(
+    tmp_path: Path,
+) -> None:
+    from insightos_utils.runner.folders import latest_scoring_run, publish
+
+    runs = tmp_path / "runs"
+    assert latest_scoring_run(tmp_path) is None
+    full = _fake_run(runs, "20260601T000000Z-f1", kind="full", started_at="2026-06-01T00:00:00",
+                     finished_at="2026-06-01T00:05:00+00:00")  # fmt: skip
+    publish(tmp_path, full, portal.LATEST)
+    assert latest_scoring_run(tmp_path) == (full.resolve(), portal.read_run_meta(full))
+    score = _fake_run(runs, "20260601T000500Z-s1-score", kind="score",
+                      started_at="2026-06-01T00:05:00+00:00",
+                      finished_at="2026-06-01T00:05:00+00:00")  # fmt: skip
+    publish(tmp_path, score, portal.LATEST_SCORES)  # finished in the same second: started later
+    assert latest_scoring_run(tmp_path) == (score.resolve(), portal.read_run_meta(score))
+    newer = _fake_run(runs, "20260602T000000Z-f2", kind="full")  # no times: its run id's
+    publish(tmp_path, newer, portal.LATEST)
+    assert latest_scoring_run(tmp_path) == (newer.resolve(), portal.read_run_meta(newer))
 
 
 def test_old_runs_are_pruned_but_never_the_published_ones(tmp_path: Path) -> None:

@@ -7,13 +7,12 @@ as-of.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
 
-from insightos_utils.config import ScoringConfig
+from insightos_utils.config import PipelineConfig
 from insightos_utils.contract import OPEN_STATUSES
 from insightos_utils.leads import eda, features
 from insightos_utils.leads.bundle import make_bundle
@@ -23,6 +22,7 @@ from insightos_utils.leads.split import NotEnoughOutcomes, require_outcomes
 from insightos_utils.leads.train import model_features, train_lead_models
 from insightos_utils.stages import StageSkipped
 
+DEFAULTS = PipelineConfig()
 BACKTEST_DATA_LABEL = "backtest"  # the backtest bundle's data fingerprint: not a saved model
 STAGE = "backtest"
 
@@ -116,25 +116,9 @@ def backtest(
     users: pd.DataFrame,
     events: pd.DataFrame,
     as_of: pd.Timestamp,
-    lookback_days: int = 60,
+    config: PipelineConfig = DEFAULTS,
     *,
-    window_days: int = 14,
-    min_event_users: int = 50,
-    holdout_fraction: float = 0.2,
-    champion_auc_margin: float = 0.01,
-    leakage_feature_auc: float = 0.95,
-    corr_threshold: float = 0.9,
-    vif_threshold: float = 10.0,
-    random_seed: int = 42,
     show_progress: bool = False,
-    min_conversions: int = ScoringConfig.min_conversions,
-    min_non_conversions: int = ScoringConfig.min_non_conversions,
-    min_outcomes: int = ScoringConfig.backtest_min_conversions,
-    horizon_days: int | None = None,
-    attribute_max_levels: int = 20,
-    attribute_min_users: int = 30,
-    include_attributes: Sequence[str] = (),
-    exclude_attributes: Sequence[str] = (),
 ) -> BacktestResult:
     """Do the top-scored open leads really convert more often later?
 
@@ -145,25 +129,18 @@ def backtest(
     The data carries no date for ``lost``, so today's statuses would tell the past which leads
     were going to be lost: ``users_known_at`` hides that (see there) before anything is built.
 
-    ``BacktestSkipped`` (never a crash) when fewer than ``min_outcomes`` of the leads open then
-    converted by ``as_of``, or when the data then is too thin to train on (see
-    ``split.require_outcomes``).
+    ``BacktestSkipped`` (never a crash) when fewer than ``[scoring] backtest_min_conversions``
+    of the leads open then converted by ``as_of``, or when the data then is too thin to train
+    on (see ``split.require_outcomes``). Every setting comes from ``config``'s ``[features]``
+    and ``[scoring]`` sections, as for the run's own models.
     """
+    scoring = config.scoring
+    lookback_days, min_outcomes = scoring.backtest_lookback_days, scoring.backtest_min_conversions
+    min_conversions, min_non_conversions = scoring.min_conversions, scoring.min_non_conversions
     as_of = pd.Timestamp(as_of)
     then = as_of - pd.Timedelta(days=lookback_days)
     users = users_known_at(users, then, lead_lifetime(users, as_of, default_days=lookback_days))
-    spec = features.fit_feature_spec(
-        users,
-        events,
-        then,
-        window_days,
-        min_event_users,
-        horizon_days=horizon_days,
-        attribute_max_levels=attribute_max_levels,
-        attribute_min_users=attribute_min_users,
-        include_attributes=include_attributes,
-        exclude_attributes=exclude_attributes,
-    )
+    spec = features.spec_from_config(users, events, then, config.features, scoring.horizon_days)
     table = features.build_feature_table(users, events, spec, then)
     open_then = features.open_leads(table)
     converted_at = users.set_index("user_id")["converted_at"].reindex(open_then.index)
@@ -179,15 +156,13 @@ def backtest(
     try:
         rows = features.training_rows(table)
         require_outcomes(rows, f"On {then:%Y-%m-%d} the data", min_conversions, min_non_conversions)
-        decisions = eda.decide_feature_drops(
-            table, spec, corr_threshold, vif_threshold, leakage_feature_auc, holdout_fraction
-        )
+        decisions = eda.decisions_from_config(table, spec, scoring)
         result = train_lead_models(
             rows,
             model_features(decisions, spec),
-            holdout_fraction=holdout_fraction,
-            champion_auc_margin=champion_auc_margin,
-            random_seed=random_seed,
+            holdout_fraction=scoring.holdout_fraction,
+            champion_auc_margin=scoring.champion_auc_margin,
+            random_seed=scoring.random_seed,
             show_progress=show_progress,
             min_conversions=min_conversions,
             min_non_conversions=min_non_conversions,
@@ -206,7 +181,7 @@ def backtest(
         decisions=asdict(decisions),
         data_hash=BACKTEST_DATA_LABEL,
         as_of=then,
-        window_days=window_days,
+        window_days=spec.window_days,
     )
     score = bundle.predict(open_then)
     leads = pd.DataFrame(

@@ -22,6 +22,7 @@ from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tools.tools import add_constant
 from threadpoolctl import threadpool_limits
 
+from insightos_utils.config import ScoringConfig
 from insightos_utils.errors import InsightOSError
 from insightos_utils.io_utils import atomic_write_json
 from insightos_utils.leads.attributes import audit_feature_table
@@ -203,6 +204,21 @@ class FeatureDecisions:
 
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def decisions_from_config(
+    feature_table: pd.DataFrame, spec: FeatureSpec, settings: ScoringConfig
+) -> FeatureDecisions:
+    """``decide_feature_drops`` with the ``[scoring]`` section's thresholds: the one way
+    02_eda, the lead-scoring stage and the backtest decide."""
+    return decide_feature_drops(
+        feature_table,
+        spec,
+        settings.corr_threshold,
+        settings.vif_threshold,
+        settings.leakage_feature_auc,
+        settings.holdout_fraction,
+    )
 
 
 def decide_feature_drops(

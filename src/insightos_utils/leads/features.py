@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightos_utils.config import FeatureConfig
 from insightos_utils.contract import NO_CAMPAIGN, OPEN_STATUSES, STATUSES, parse_timestamp
 from insightos_utils.errors import InputError
 from insightos_utils.io_utils import atomic_write, atomic_write_json
@@ -330,6 +331,31 @@ def _slug(name: str) -> str:
 
 
 # ---------------------------------------------------------------- fit
+
+
+def spec_from_config(
+    users: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: str | pd.Timestamp | None,
+    settings: FeatureConfig,
+    horizon_days: int | None = None,
+) -> FeatureSpec:
+    """``fit_feature_spec`` with the ``[features]`` section's settings (window, vocabulary, key
+    events, lead attributes) and the label's horizon: the one way 02_eda, the lead-scoring stage
+    and the backtest fit a spec, so they cannot drift apart."""
+    return fit_feature_spec(
+        users,
+        events,
+        as_of,
+        settings.feature_window_days,
+        settings.min_event_users,
+        key_events=list(settings.key_events) or None,
+        horizon_days=horizon_days,
+        attribute_max_levels=settings.attribute_max_levels,
+        attribute_min_users=settings.attribute_min_users,
+        include_attributes=settings.include_attributes,
+        exclude_attributes=settings.exclude_attributes,
+    )
 
 
 def fit_feature_spec(

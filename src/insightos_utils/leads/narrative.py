@@ -213,3 +213,30 @@ def written_markdown(written: list[Path], run_dir: str | Path) -> str:
     """The files the stage wrote, relative to the run folder."""
     names = sorted(str(Path(p).relative_to(run_dir)) for p in written)
     return "Written: " + ", ".join(f"`{name}`" for name in names)
+
+
+def call_first_markdown(rank_by: str, n: int, horizon_days: int | None) -> str:
+    """What the notebook's top-``n`` table orders by, and where the run's own calling order is.
+
+    The table is by probability: the value ranking (``[scoring] rank_by = "value"``) needs the
+    new-customer values 04_ltv writes after this notebook, so the runner re-ranks
+    ``scored_leads.csv`` once every notebook has run."""
+    within = f" within {horizon_days} days of signup" if horizon_days else ""
+    table = (
+        f"The {n} open leads most likely to convert{within}, highest score first: `rank` here "
+        "is the probability ranking this notebook wrote."
+    )
+    if rank_by == "value":
+        return (
+            f'{table} This run ranks by **expected value** (`[scoring] rank_by = "value"`: '
+            "the score × the value of a new customer of the lead's campaign). Those values come "
+            "from `04_ltv`, which runs after this notebook, so the runner re-ranks "
+            "`scored_leads.csv` once `04_ltv` has written them; the run summary's *who to call "
+            "first* shows that ordering, or says why it fell back to probability (for example "
+            "no transactions for LTV)."
+        )
+    return (
+        f'{table} This run ranks by probability too (`[scoring] rank_by = "probability"`): '
+        "the run summary's *who to call first* follows this order and shows the expected value "
+        "beside it when LTV is available."
+    )

@@ -3,8 +3,10 @@
 The bundle carries the feature spec it was trained with, so a lead scored today is described
 exactly as the training users were. Output follows the contract (``scored_leads.csv``): user_id,
 score, grade, rank, top_reasons, model_version, scored_at, plus ``trend`` (against the previous
-scoring run, ``leads.trend``) and ``window_complete`` (False when the lead signed up less than
-one feature window ago, so its events are still being counted).
+scoring run, ``leads.trend``), ``window_complete`` (False when the lead signed up less than
+one feature window ago, so its events are still being counted) and ``campaign`` (the lead's
+acquisition campaign from the feature table, so the expected value needs no second look-up of
+the users: ``leads.value``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from insightos_utils.leads.explain import (
     no_explanations,
     uses_distinct_rows,
 )
-from insightos_utils.leads.trend import previous_scores, score_trend
+from insightos_utils.leads.trend import with_trend
 
 SCORED_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -43,7 +45,7 @@ SCORED_COLUMNS: tuple[str, ...] = (
     "model_version",
     "scored_at",
 )
-EXTRA_COLUMNS: tuple[str, ...] = ("trend", "window_complete")
+EXTRA_COLUMNS: tuple[str, ...] = ("trend", "window_complete", "campaign")
 DB_TABLE = "scored_leads"
 
 __all__ = [
@@ -146,6 +148,8 @@ def score_leads(
             "window_complete": window_complete[order],
         }
     )
+    if "campaign" in leads.columns:
+        scored["campaign"] = leads["campaign"].array.take(order)
     return (scored, explanations) if with_explanations else scored
 
 
@@ -280,11 +284,7 @@ def score_command(
         spec = features.FeatureSpec.from_dict(bundle.feature_spec)
         table = features.build_feature_table(processed.users, processed.events, spec, stand_at)
     scored = score_leads(bundle, features.open_leads(table))
-    previous, _ = previous_scores(previous_run_dir)
-    scored["trend"] = pd.array(
-        np.asarray(score_trend(scored["user_id"], scored["score"], previous, trend_threshold)),
-        dtype="str",
-    )
+    scored, _ = with_trend(scored, previous_run_dir, trend_threshold)
     write_scored_leads(scored, out_path)
     if db_url:
         upsert_scored_leads(scored, db_url)

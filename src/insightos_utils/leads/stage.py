@@ -5,21 +5,19 @@ spec, decisions and the feature table; decided and built here when absent), trai
 runs the backtest, saves the bundles, scores the open leads with the saved champion (exactly as
 ``insightos score`` will) and writes ``scored_leads.csv`` and ``model_card.json``.
 ``time_to_conversion`` gives the
-Kaplan–Meier curves by grade and ``with_trend`` each lead's trend since the previous run.
+Kaplan–Meier curves by grade; ``leads.trend.with_trend`` each lead's trend since the previous run.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
-from insightos_utils.config import PipelineConfig
+from insightos_utils.config import FeatureConfig, PipelineConfig, ScoringConfig
 from insightos_utils.errors import InputError
 from insightos_utils.io_utils import atomic_write_json, utc_stamp
 from insightos_utils.leads import eda, features, scoring
@@ -33,7 +31,7 @@ from insightos_utils.leads.labels import CENSORED, horizon_labels, label_counts
 from insightos_utils.leads.split import require_outcomes
 from insightos_utils.leads.survival import conversion_curves_by_grade, share_converted_by
 from insightos_utils.leads.train import TrainingResult, model_features, train_lead_models
-from insightos_utils.leads.trend import previous_scores, score_trend, trend_summary
+from insightos_utils.leads.trend import with_trend
 from insightos_utils.stages import StageOutcome, StageRecord, run_stage, skip_stage
 
 STAGE = "lead_scoring"
@@ -66,26 +64,19 @@ def feature_inputs(
     events: pd.DataFrame,
     as_of: pd.Timestamp,
     run_dir: str | Path | None = None,
-    *,
-    window_days: int = 14,
-    min_event_users: int = 50,
-    corr_threshold: float = 0.9,
-    vif_threshold: float = 10.0,
-    leakage_feature_auc: float = 0.95,
-    min_conversions: int = 0,
-    min_non_conversions: int = 0,
-    holdout_fraction: float = 0.2,
-    horizon_days: int | None = None,
-    attribute_max_levels: int = 20,
-    attribute_min_users: int = 30,
-    include_attributes: Sequence[str] = (),
-    exclude_attributes: Sequence[str] = (),
+    config: PipelineConfig | None = None,
 ) -> FeatureInputs:
     """What 02_eda wrote into ``run_dir`` (``feature_spec.json``, ``feature_decisions.json``
     and ``feature_table.parquet``: 02 builds the table, 03 reads it); when they are absent,
-    decided and built here with the same package functions (lead attributes by
-    ``leads.attributes``' rule, the label by ``horizon_days``; after checking the minimum
-    outcomes, so too little data is a ``NotEnoughOutcomes`` before any decision is made)."""
+    decided and built here with the same package functions and ``config``'s ``[features]`` and
+    ``[scoring]`` settings (lead attributes by ``leads.attributes``' rule, the label by
+    ``horizon_days``; after checking the minimum outcomes, so too little data is a
+    ``NotEnoughOutcomes`` before any decision is made). Without ``config``: the default
+    settings, the label "converted by as-of" and no minimum outcomes."""
+    settings = config.features if config else FeatureConfig()
+    scoring = config.scoring if config else ScoringConfig(min_conversions=0, min_non_conversions=0)
+    horizon_days = scoring.horizon_days if config else None
+    window_days = settings.feature_window_days
     folder = Path(run_dir) if run_dir else None
     if folder and (folder / FEATURE_SPEC).exists() and (folder / FEATURE_DECISIONS).exists():
         spec_path = folder / FEATURE_SPEC
@@ -109,25 +100,15 @@ def feature_inputs(
         table = features.build_feature_table(users, events, spec, as_of)
         source = f"read from this run's 02_eda outputs ({FEATURE_SPEC}, {FEATURE_DECISIONS})"
         return FeatureInputs(spec, decisions, table, source)
-    spec = features.fit_feature_spec(
-        users,
-        events,
-        as_of,
-        window_days,
-        min_event_users,
-        horizon_days=horizon_days,
-        attribute_max_levels=attribute_max_levels,
-        attribute_min_users=attribute_min_users,
-        include_attributes=include_attributes,
-        exclude_attributes=exclude_attributes,
-    )
+    spec = features.spec_from_config(users, events, as_of, settings, horizon_days)
     table = features.build_feature_table(users, events, spec, as_of)
     require_outcomes(
-        features.training_rows(table), "The labelled data", min_conversions, min_non_conversions
+        features.training_rows(table),
+        "The labelled data",
+        scoring.min_conversions,
+        scoring.min_non_conversions,
     )
-    decisions = eda.decide_feature_drops(
-        table, spec, corr_threshold, vif_threshold, leakage_feature_auc, holdout_fraction
-    )
+    decisions = eda.decisions_from_config(table, spec, scoring)
     return FeatureInputs(spec, decisions, table, "decided here (no 02_eda outputs in run_dir)")
 
 
@@ -165,25 +146,7 @@ def train_and_score(
     settings = config.scoring
     events = features.encode_events(data.events)
     as_of = features.resolve_as_of(data.users, events, config.data.as_of or None)
-    inputs = feature_inputs(
-        data.users,
-        events,
-        as_of,
-        run_dir,
-        window_days=window.feature_window_days,
-        min_event_users=window.min_event_users,
-        corr_threshold=settings.corr_threshold,
-        vif_threshold=settings.vif_threshold,
-        leakage_feature_auc=settings.leakage_feature_auc,
-        min_conversions=settings.min_conversions,
-        min_non_conversions=settings.min_non_conversions,
-        holdout_fraction=settings.holdout_fraction,
-        horizon_days=settings.horizon_days,
-        attribute_max_levels=window.attribute_max_levels,
-        attribute_min_users=window.attribute_min_users,
-        include_attributes=window.include_attributes,
-        exclude_attributes=window.exclude_attributes,
-    )
+    inputs = feature_inputs(data.users, events, as_of, run_dir, config)
     features_by_model = model_features(inputs.decisions, inputs.spec)
     training = train_lead_models(
         features.training_rows(inputs.feature_table),
@@ -199,29 +162,7 @@ def train_and_score(
     backtest_outcome = run_stage(
         run_dir,
         BACKTEST_STAGE,
-        lambda: backtest(
-            data.users,
-            events,
-            as_of,
-            lookback_days=settings.backtest_lookback_days,
-            window_days=window.feature_window_days,
-            min_event_users=window.min_event_users,
-            holdout_fraction=settings.holdout_fraction,
-            champion_auc_margin=settings.champion_auc_margin,
-            leakage_feature_auc=settings.leakage_feature_auc,
-            corr_threshold=settings.corr_threshold,
-            vif_threshold=settings.vif_threshold,
-            random_seed=settings.random_seed,
-            show_progress=show_progress,
-            min_conversions=settings.min_conversions,
-            min_non_conversions=settings.min_non_conversions,
-            min_outcomes=settings.backtest_min_conversions,
-            horizon_days=settings.horizon_days,
-            attribute_max_levels=window.attribute_max_levels,
-            attribute_min_users=window.attribute_min_users,
-            include_attributes=window.include_attributes,
-            exclude_attributes=window.exclude_attributes,
-        ),
+        lambda: backtest(data.users, events, as_of, config, show_progress=show_progress),
     )
     looked_back = backtest_outcome.result
     fingerprint = data_hash(data.users, data.events)
@@ -324,7 +265,7 @@ def run_lead_scoring(
     return outcome
 
 
-# --- the horizon, time to conversion and trend (issue 12.2/12.3) --------------------------------
+# --- the horizon and time to conversion (issue 12.2) --------------------------------
 
 
 @dataclass
@@ -384,18 +325,3 @@ def time_to_conversion(
             f"{len(open_grades):,} open leads younger than {horizon_days} days (censored)"
         ),
     )
-
-
-def with_trend(
-    scored: pd.DataFrame, previous_run_dir: str | Path | None, threshold: float
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """``scored`` with ``trend`` against the previous scoring run's ``scored_leads.csv``, and a
-    summary (counts per trend, leads no longer open, where the comparison came from)."""
-    previous, note = previous_scores(previous_run_dir)
-    trend = score_trend(scored["user_id"], scored["score"], previous, threshold)
-    summary = {
-        **trend_summary(trend, scored["user_id"], previous),
-        "threshold": threshold,
-        "compared_with": note,
-    }
-    return scored.assign(trend=pd.array(np.asarray(trend, dtype=object), dtype="str")), summary

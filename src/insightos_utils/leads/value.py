@@ -11,9 +11,12 @@ no customer yet) borrows the ``(all)`` value, and ``value_basis`` says so for ea
 ``[scoring] rank_by`` decides ``rank``: ``value`` (expected value, then score, then user id) or
 ``probability`` (score, then user id). Without customer values (the LTV stage was skipped, or a
 score-only run finds no values from a full run) the value columns stay empty, the ranking is by
-probability, and ``Ranking.reason`` says why. Everything is one Arrow hash join, column
-arithmetic and one sort: a million leads took 0.74 s of CPU (2.1 to 3.5 s wall at load average
-8 to 12 on 2 cores), the file's read and rewrite 2.6 s more (``benchmarks/bench_value.py``).
+probability, and ``Ranking.reason`` says why. Each lead's campaign is the ``campaign`` column
+scoring wrote (category codes, no join); a file without one is joined on a user id → campaign
+look-up (one Arrow hash join). Then column arithmetic, one sort, and the rows reordered with
+the run's constant text columns (model version, scoring time) left in place: on a million
+leads 0.36 to 0.43 s of CPU at load average 5 to 6 on 2 cores, where the look-up join and full
+reorder took 0.92 to 1.27 s under the same load (``benchmarks/bench_value.py``).
 """
 
 from __future__ import annotations
@@ -177,6 +180,28 @@ def lead_campaigns(leads: pd.DataFrame, campaigns: pd.Series | None) -> pd.Categ
     return pd.Categorical.from_codes(lead_codes, categories=[str(name) for name in distinct])
 
 
+def _one_value(column: pd.Series) -> bool:
+    """Whether a text column holds the same value in every row (no missing one): the run's
+    ``model_version`` and ``scored_at``, which reordering leaves as they are."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(column.dtype, pd.StringDtype) or not len(column) or column.hasnans:
+        return False
+    low_high = pc.min_max(pa.array(column.array, from_pandas=True))
+    return bool(low_high["min"] == low_high["max"])
+
+
+def in_rows(table: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    """``table``'s rows in ``order``, indexed 0..n-1; a text column holding one value in every
+    row is kept as it is (gathering a million strings costs about 0.1 s a column)."""
+    columns = {
+        name: table[name].array if _one_value(table[name]) else table[name].array.take(order)
+        for name in table.columns
+    }
+    return pd.DataFrame(columns, copy=False)
+
+
 def add_expected_value(
     scored: pd.DataFrame,
     new_customer_value: pd.DataFrame | None,
@@ -222,7 +247,7 @@ def add_expected_value(
         used, reason = "value", None
     order = calling_order(leads, used)
     in_order = bool((order == np.arange(len(order))).all())
-    ranked = (leads if in_order else leads.iloc[order]).reset_index(drop=True)
+    ranked = leads.reset_index(drop=True) if in_order else in_rows(leads, order)
     ranked["rank"] = np.arange(1, len(ranked) + 1, dtype=np.int64)
     ranking = Ranking(
         rank_by=used,
@@ -294,10 +319,18 @@ def rewrite_scored_leads(
 ) -> Ranking:
     """Add the expected value to ``scored_path`` and rank it by ``rank_by``, in place (atomic).
 
-    ``campaigns`` is called only when there are customer values to join on."""
-    scored = pd.read_csv(scored_path, dtype={"user_id": str})
+    Each lead's campaign is the file's own ``campaign`` column (scoring writes it);
+    ``campaigns`` is called only for a file without one (or with an empty one), when there are
+    customer values."""
+    scored = pd.read_csv(scored_path, dtype={"user_id": str, "campaign": str})
+    if "campaign" in scored.columns and scored["campaign"].hasnans:  # "NA" can be a campaign
+        scored["campaign"] = pd.read_csv(
+            scored_path, usecols=["campaign"], dtype=str, keep_default_na=False, na_values=[""]
+        )["campaign"]
     values = None if skipped_reason else read_new_customer_value(values_path)
-    lookup = campaigns() if values is not None and len(scored) else None
+    own = "campaign" in scored.columns and scored["campaign"].notna().any()
+    needed = values is not None and len(scored) and not own
+    lookup = campaigns() if needed else None
     valued = add_expected_value(
         scored, values, rank_by=rank_by, campaigns=lookup, skipped_reason=skipped_reason
     )

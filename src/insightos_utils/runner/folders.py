@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from insightos_utils import reports as portal
 from insightos_utils.errors import InsightOSError
@@ -95,6 +96,42 @@ def published_folder(reports_dir: Path, name: str = portal.LATEST) -> Path | Non
         return None
     target = link.resolve()
     return target if target.is_dir() else None
+
+
+def _stamp(meta: dict[str, Any], key: str) -> datetime:
+    """A run.json time (whole seconds), the earliest possible time when missing or unreadable."""
+    try:
+        stamp = datetime.fromisoformat(str(meta.get(key) or ""))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def run_order(meta: dict[str, Any]) -> tuple[datetime, datetime]:
+    """What orders published runs in time: when each finished, then (runs finishing in the same
+    second) when it started; a run.json without times falls back on its run id."""
+    started = _stamp(meta, "started_at")
+    if started == datetime.min.replace(tzinfo=UTC):
+        started = run_id_time(str(meta.get("run_id") or "")) or started
+    finished = _stamp(meta, "finished_at")
+    return (finished if finished > started else started), started
+
+
+def latest_scoring_run(reports_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The most recent published scoring run of either kind (``latest``: a full run;
+    ``latest_scores``: a score-only run), by the time its run.json records, with that run.json;
+    None before the first run. Each run's trend compares with it."""
+    found = []
+    for name in (portal.LATEST, portal.LATEST_SCORES):
+        folder = published_folder(reports_dir, name)
+        if folder is None:
+            continue
+        meta = portal.read_run_meta(folder) or {"run_id": folder.name}
+        found.append((run_order(meta), folder, meta))
+    if not found:
+        return None
+    _, folder, meta = max(found, key=lambda entry: entry[0])
+    return folder, meta
 
 
 def mark_interrupted_runs(reports_dir: Path) -> list[Path]:

@@ -27,6 +27,7 @@ from insightos_utils.io_utils import atomic_write_json, utc_now
 from insightos_utils.leads import value as lead_value
 from insightos_utils.runner.folders import (
     RunFolders,
+    latest_scoring_run,
     mark_interrupted_runs,
     new_run_id,
     publish,
@@ -218,6 +219,7 @@ def _full_run(
     meta["notebooks"] = []
     previous_dir = published_folder(reports, portal.LATEST)
     meta["previous_run_dir"] = str(previous_dir) if previous_dir else None
+    previous_scores_dir = _trend_baseline(reports, meta)
     atomic_write_json(folders.staging / portal.RUN_META, meta)
     log = RunLog(folders.staging / "run.log")
     log.line(f"run {run_id}: {len(notebooks)} notebooks from {notebooks[0].parent}")
@@ -229,6 +231,7 @@ def _full_run(
         "processed_dir": str(folders.staging / "processed"),
         "run_dir": str(folders.staging),
         "previous_run_dir": str(previous_dir) if previous_dir else "",
+        "previous_scores_dir": str(previous_scores_dir) if previous_scores_dir else "",
     }
     with _failure_recorded(folders, meta, log):
         progress = tqdm(
@@ -275,6 +278,23 @@ def _full_run(
         )
         _publish_to_database(folders.staging, meta, db_url or config.run.publish_url, log)
     return _succeed(folders, meta, log, reports, started, portal.LATEST, previous)
+
+
+def _trend_baseline(reports: Path, meta: dict[str, Any]) -> Path | None:
+    """The folder whose ``scored_leads.csv`` this run's trend compares with: the most recent
+    published scoring run of either kind (a full or a score-only run), recorded in run.json as
+    ``trend_compared_with``."""
+    found = latest_scoring_run(reports)
+    if found is None:
+        meta["trend_compared_with"] = None
+        return None
+    folder, previous = found
+    meta["trend_compared_with"] = {
+        "run_id": previous.get("run_id") or folder.name,
+        "kind": previous.get("kind"),
+        "finished_at": previous.get("finished_at"),
+    }
+    return folder
 
 
 def _publish_to_database(run_dir: Path, meta: dict[str, Any], url: str | None, log: RunLog) -> None:
@@ -374,10 +394,7 @@ def _score_run(
     log.line(f"score-only run {run_id}: champion {meta['champion']} from run {meta['model_run']}")
     log.line(f"model {meta['model_path']}, data {redact_url(source_url or '') or raw_dir}")
     previous = portal.read_run_meta(reports / portal.LATEST_SCORES)
-    # the trend compares with the previous scoring run: the last score-only run, else the full one
-    previous_scores_dir = published_folder(reports, portal.LATEST_SCORES) or published_folder(
-        reports, portal.LATEST
-    )
+    previous_scores_dir = _trend_baseline(reports, meta)
     with _failure_recorded(folders, meta, log):
         scoring = importlib.import_module("insightos_utils.leads.scoring")
         scoring.score_command(
