@@ -34,6 +34,7 @@ from tqdm import tqdm
 from insightos_utils import contract
 from insightos_utils.config import DataConfig
 from insightos_utils.contract import TABLES
+from insightos_utils.engines.choice import EngineSettings
 from insightos_utils.errors import InputError
 from insightos_utils.ingest.checks import Plausible, TableResult, check_table
 from insightos_utils.ingest.database import engine_record, ingest_in_database
@@ -161,6 +162,7 @@ def ingest(
     show_progress: bool = True,
     now: pd.Timestamp | None = None,
     previous_report: dict[str, Any] | None = None,
+    engine_settings: EngineSettings | None = None,
 ) -> dict[str, Any]:
     """Validate, deduplicate and type the raw tables into ``out_dir``; return the ingest report.
 
@@ -168,7 +170,8 @@ def ingest(
     ``source_url`` (a SQLAlchemy URL). ``config`` is the ``[data]`` section (reject share,
     plausible time range, warnings); ``now`` the run's clock (default: the current time);
     ``previous_report`` the report of an earlier ingest to compare table sizes with (default: the
-    one already in ``out_dir``). Writes ``<table>.parquet``, ``ingest_report.json`` and
+    one already in ``out_dir``); ``engine_settings``: DuckDB's memory limit, spill folder and
+    threads when the folder is checked there (``[data] engine = "duckdb"``). Writes ``<table>.parquet``, ``ingest_report.json`` and
     ``rejected_<table>.csv`` (tables with rejects). Raises ``InputError`` on bad input.
     """
     config = config or DataConfig()
@@ -185,6 +188,13 @@ def ingest(
     if engine["name"] == "source":  # the checks run in the database, the events stay there
         assert source_url
         return ingest_in_database(out_dir, source_url, config, clock, plausible, previous, engine)
+    if engine["name"] == "duckdb" and raw_dir:  # the events are checked and written by DuckDB
+        from insightos_utils.ingest.folder_engine import ingest_folder_in_duckdb
+
+        return ingest_folder_in_duckdb(
+            out_dir, raw_dir, config, clock, plausible, previous, engine,
+            show_progress=show_progress, settings=engine_settings,
+        )  # fmt: skip
     source = open_source(raw_dir, source_url)
     try:
         located = {spec.name: source.locate(spec) for spec in TABLES}
