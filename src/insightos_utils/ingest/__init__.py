@@ -86,9 +86,11 @@ def read_processed(processed_dir: str | Path) -> ProcessedData:
     """Load the Parquet tables written by ``ingest`` from ``processed_dir``.
 
     When ingest chose an engine other than ``memory`` (its report's ``"engine"``), the tables
-    carry it (``engines.pipeline.engine_of``) and the feature table, as-of and RFM summary are
-    computed there. Under engine ``source`` the events stay in the database: ``events`` is
-    then an empty table with the contract's columns.
+    carry it (``engines.pipeline.engine_of``) and the feature table, as-of, RFM summary, weekly
+    event counts and data fingerprint are computed there. The events are then never loaded:
+    ``events`` is an empty table with the contract's columns carrying the engine (under
+    ``source`` they stay in the database; under ``duckdb`` and ``spark`` in the processed
+    ``events.parquet``, which the engine reads), so that nothing downstream holds every event.
     """
     from insightos_utils.engines import pipeline
 
@@ -99,8 +101,8 @@ def read_processed(processed_dir: str | Path) -> ProcessedData:
         return pd.read_parquet(path) if path.exists() else None
 
     ref = pipeline.ref_from_report(read_report(processed_dir), processed_dir)
-    events = optional("events")
-    if events is None and ref is not None and ref.engine == "source":
+    events = None if ref is not None else optional("events")
+    if ref is not None and (ref.engine == "source" or (processed_dir / "events.parquet").exists()):
         events = pd.DataFrame(
             {
                 "event_id": pd.Series([], dtype="str"),

@@ -349,11 +349,12 @@ def report_summary(report: dict[str, Any]) -> str:
 
 def events_per_week(events: pd.DataFrame) -> pd.Series:
     """Number of events per calendar week (weeks start on Monday, UTC), empty weeks as 0.
-    Counted in the database when the events stayed there (``[data] engine = "source"``)."""
+    Counted by the engine when the events stay with it (``[data] engine`` source, duckdb or
+    spark: ``read_processed`` then gives an empty placeholder carrying the engine)."""
     from insightos_utils.engines import pipeline
 
     ref = pipeline.engine_of(events)
-    if ref is not None and ref.engine == "source" and not len(events):
+    if ref is not None and not len(events):
         counts = pipeline.event_weeks(ref)
     else:
         stamps = events["occurred_at"].dropna()
