@@ -129,15 +129,19 @@ def _report(ref: EngineRef) -> dict[str, Any]:
 
 
 def _open(ref: EngineRef, report: dict[str, Any]) -> EngineTables:
+    from insightos_utils.engines.choice import EngineSettings
     from insightos_utils.engines.sources import open_source
+
+    limit = (report.get("engine") or {}).get("memory_limit")  # [data] engine_memory_limit
+    settings = EngineSettings(memory_limit=str(limit) if limit else None)
 
     if ref.engine == "source":
         from insightos_utils.engines.validation import DatabaseValidation
         from insightos_utils.ingest.sources import connection_url
 
         url = connection_url(ref.location, os.environ)
-        return open_source(url, "source", validation=DatabaseValidation(report=report))
-    return open_source(ref.location, ref.engine)
+        return open_source(url, "source", settings, validation=DatabaseValidation(report=report))
+    return open_source(ref.location, ref.engine, settings)
 
 
 # --------------------------------------------------------------- the feature table

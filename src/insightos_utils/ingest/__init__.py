@@ -173,7 +173,9 @@ def ingest(
     plausible time range, warnings); ``now`` the run's clock (default: the current time);
     ``previous_report`` the report of an earlier ingest to compare table sizes with (default: the
     one already in ``out_dir``); ``engine_settings``: DuckDB's memory limit, spill folder and
-    threads when the folder is checked there (``[data] engine = "duckdb"``). Writes ``<table>.parquet``, ``ingest_report.json`` and
+    threads when the folder is checked there (``[data] engine = "duckdb"``; default: the
+    memory limit of ``[data] engine_memory_limit``, recorded in the report for the later
+    stages' engine). Writes ``<table>.parquet``, ``ingest_report.json`` and
     ``rejected_<table>.csv`` (tables with rejects). Raises ``InputError`` on bad input.
     """
     config = config or DataConfig()
@@ -187,6 +189,11 @@ def ingest(
     out_dir = Path(out_dir)
     previous = previous_report if previous_report is not None else read_report(out_dir)
     engine = _engine_record(config, raw_dir, source_url, out_dir)
+    if config.engine_memory_limit:
+        engine["memory_limit"] = config.engine_memory_limit
+    engine_settings = engine_settings or EngineSettings(
+        memory_limit=config.engine_memory_limit or None
+    )
     if engine["name"] == "source":  # the checks run in the database, the events stay there
         assert source_url
         return ingest_in_database(out_dir, source_url, config, clock, plausible, previous, engine)
