@@ -192,3 +192,18 @@ def test_refused_files_same_message(damage: str, tmp_path: Path) -> None:
     # the same words naming the file, line and column; the reader's own error text differs
     assert messages[1].split(" (")[0] == messages[0].split(" (")[0]
     assert "events.csv" in messages[0] and len(messages[1]) < 2 * len(messages[0])
+
+
+def test_the_memory_limit_reaches_ingest_and_the_later_engine(tmp_path: Path) -> None:
+    from insightos_utils.engines import pipeline
+    from insightos_utils.ingest import read_processed
+
+    raw = write_raw(tmp_path / "raw", company(), "parquet")
+    config = DataConfig(engine="duckdb", engine_memory_limit="300MB")
+    report = ingest(tmp_path / "out", raw_dir=raw, config=config, show_progress=False, now=NOW)
+    assert report["engine"]["memory_limit"] == "300MB"
+    ref = pipeline.engine_of(read_processed(tmp_path / "out").events)
+    assert ref is not None
+    with pipeline.open_ref(ref) as tables:
+        (limit,) = tables.backend.raw_sql("SELECT current_setting('memory_limit')").fetchone()
+    assert limit.startswith("286") and "MiB" in limit  # 300 MB = 286.1 MiB

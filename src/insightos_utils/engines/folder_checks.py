@@ -17,6 +17,7 @@ UTF-8, open quotes) stops ingest with the file path's message (``sources.unparse
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,11 @@ class DuckColumn(Column):
                 return f"timezone('UTC', {raw})"
             if kind.startswith("TIMESTAMP") or kind == "DATE":
                 return f"CAST({raw} AS TIMESTAMP)"
-            parsed = f"TRY_CAST(replace({_trimmed(text)}, ',', '.') AS TIMESTAMPTZ)"
+            # as the file path parses: a space before the zone is allowed, a comma fraction not
+            joined = (
+                f"regexp_replace({_trimmed(text)}, '\\s+([Zz]|[+-]\\d{{2}}(:?\\d{{2}})?)$', '\\1')"
+            )
+            parsed = f"TRY_CAST({joined} AS TIMESTAMPTZ)"
             return f"(CASE WHEN regexp_matches({text}, '{TS_PATTERN}') THEN timezone('UTC', {parsed}) END)"
         if self.kind == "number":
             if kind in _NUMERIC or kind in _UNSIGNED or kind.startswith("DECIMAL"):
@@ -97,10 +102,7 @@ class DuckColumn(Column):
     @property
     def json_ok(self) -> str:
         text = self.text
-        return (
-            f"({self.json_empty} OR (CASE WHEN json_valid({text}) "
-            f"THEN json_type({text}) = 'OBJECT' ELSE false END))"
-        )
+        return f"({self.json_empty} OR coalesce(try(json_type({text})) = 'OBJECT', false))"
 
 
 def connect(settings: EngineSettings | None = None) -> Any:
@@ -139,16 +141,24 @@ class FileChecks:
         names = ", ".join(f"{quote(P + 'o_' + n)} AS {quote(n)}" for n in self.originals)
         self.connection.execute(
             f"COPY (SELECT {names}, {REASON} AS reason, {LINE} AS line "
-            f"FROM insightos_bad_{self.spec.name} ORDER BY {LINE}) "
+            f"FROM insightos_bad_{self.spec.name} WHERE {REASON} IS NOT NULL ORDER BY {LINE}) "
             f"TO {literal(str(path))} (FORMAT csv, HEADER)"
         )
 
     def write_clean(self, path: Path) -> None:
         self.connection.execute(
-            f"COPY (SELECT {self.outputs} FROM insightos_checked_{self.spec.name} AS src "
-            f"WHERE {REASON} IS NULL AND NOT {REDELIVERED}) "
+            f"COPY (SELECT {self.outputs} FROM {_clean(self.spec)} AS src) "
             f"TO {literal(str(path))} (FORMAT parquet)"
         )
+
+
+def _clean(spec: TableSpec) -> str:
+    """The rows that pass: the typed rows without the ones the verdict pass set apart (a
+    join with that small table, no rule evaluated again)."""
+    return (
+        f"(SELECT * FROM insightos_typed_{spec.name} AS t WHERE t.{LINE} NOT IN "
+        f"(SELECT b.{P}row FROM insightos_bad_{spec.name} AS b))"
+    )
 
 
 def _source(connection: Any, spec: TableSpec, path: Path, header: list[str]) -> str:
@@ -223,6 +233,10 @@ def _checked_view(
         if c.name in db_types
     }
     typed = ", ".join(f"{sql.value} AS {quote(P + 'v_' + name)}" for name, sql in columns.items())
+    connection.execute(
+        f"CREATE OR REPLACE TEMP VIEW insightos_typed_{spec.name} AS "
+        f"SELECT src.*, {typed} FROM {source} AS src"
+    )
     joins = ""
     if "user_id" in columns and spec is not contract.USERS and has_users:
         user_text = columns["user_id"].text
@@ -260,9 +274,10 @@ def _checked_view(
           CASE WHEN {REDELIVERED} THEN NULL WHEN {base} IS NOT NULL THEN {base}
                WHEN {is_later} THEN {duplicate} END AS {REASON}
         FROM (
-          SELECT src.*, {typed}, {base_reason} AS {base}, {later} AS {is_later},
+          SELECT src.*, {base_reason} AS {base}, {later} AS {is_later},
             {again} AS {REDELIVERED}
-          FROM {source} AS src{joins} LEFT JOIN {ranked} AS r ON r.l = src.{LINE}
+          FROM insightos_typed_{spec.name} AS src{joins}
+          LEFT JOIN {ranked} AS r ON r.l = src.{LINE}
         ) AS flagged"""
     )
     return columns
@@ -300,30 +315,41 @@ def check_file(
     described = connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     db_types = {str(row[0]): str(row[1]) for row in described if row[0] != P + "line"}
     db_types.pop("file_row_number", None)
+    for name in [n for n in db_types if re.fullmatch(r"__index_level_\d+__", n)]:
+        db_types.pop(name)  # a pandas index stored as a column: pandas reads it as the index
     if users is not None:
         _register_users(connection, users)
     columns = _checked_view(connection, spec, source, db_types, users is not None, plausible)
-    view = f"insightos_checked_{spec.name}"
     stamps = [name for name, sql in columns.items() if sql.kind == "timestamp"]
-    clean = f"{REASON} IS NULL AND NOT {REDELIVERED}"
-    stamp_column = contract.TIMESTAMP_COLUMNS.get(spec.name)
+
+    # the one pass that evaluates the rules: the rows with a reason or redelivered (few) are
+    # set apart with their original and typed values; everything else is read from them
+    originals = list(db_types)
+    kept = ", ".join(f"src.{quote(n)} AS {quote(P + 'o_' + n)}" for n in originals)
+    kept += "".join(f", src.{quote(P + 'v_' + name)}" for name in stamps)
+    user_value = quote(P + "v_user_id") if "user_id" in columns else "NULL"
+    line = f"src.{LINE}"
+    if path.suffix == ".csv" and _multiline_offsets(connection, source, header):
+        line += (
+            " + coalesce((SELECT sum(m.n) FROM insightos_multiline AS m "
+            f"WHERE m.rn < src.{LINE}), 0)"
+        )
+    bad = f"insightos_bad_{spec.name}"
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE {bad} AS SELECT {kept}, {REASON}, {REDELIVERED}, "
+        f"CAST({line} AS BIGINT) AS {LINE}, src.{LINE} AS {P}row, {user_value} AS uid "
+        f"FROM insightos_checked_{spec.name} AS src "
+        f"WHERE {REASON} IS NOT NULL OR {REDELIVERED}"
+    )
+    (rows_read,) = connection.execute(f"SELECT count(*) FROM {source}").fetchone()
     measures = [f"count(*) FILTER (WHERE {REDELIVERED})"]
-    if stamp_column is not None:
-        typed = quote(P + "v_" + stamp_column)
-        measures += [f"min({typed}) FILTER (WHERE {clean})", f"max({typed}) FILTER (WHERE {clean})"]
-    for name in stamps:
+    for name in stamps:  # rows outside the plausible range, whatever else is wrong with them
         value = quote(P + "v_" + name)
         out = outside(value, plausible)
         measures += [f"count(*) FILTER (WHERE {out})", f"min({value}) FILTER (WHERE {out})"]
         measures.append(f"max({value}) FILTER (WHERE {out})")
-    rows_read, *found = connection.execute(
-        f"SELECT count(*), {', '.join(measures)} FROM {view}"
-    ).fetchone()
+    found = list(connection.execute(f"SELECT {', '.join(measures)} FROM {bad}").fetchone())
     duplicates = int(found.pop(0))
-    date_range = None
-    if stamp_column is not None:
-        low, high = found.pop(0), found.pop(0)
-        date_range = {"column": stamp_column, "min": _iso(low), "max": _iso(high)}
     implausible = {}
     for name in stamps:
         n, low, high = found.pop(0), found.pop(0), found.pop(0)
@@ -335,21 +361,17 @@ def check_file(
                 "plausible_from": plausible.earliest.isoformat(),
                 "plausible_to": plausible.latest.isoformat(),
             }
-
-    originals = list(db_types)
-    kept = ", ".join(f"src.{quote(n)} AS {quote(P + 'o_' + n)}" for n in originals)
-    user_value = quote(P + "v_user_id") if "user_id" in columns else "NULL"
-    line = f"src.{LINE}"
-    if path.suffix == ".csv" and _multiline_offsets(connection, source, header):
-        line += f" + coalesce((SELECT sum(m.n) FROM insightos_multiline AS m WHERE m.rn < src.{LINE}), 0)"
-    bad = f"insightos_bad_{spec.name}"
-    connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE {bad} AS SELECT {kept}, {REASON}, "
-        f"CAST({line} AS BIGINT) AS {LINE}, {user_value} AS uid FROM {view} AS src "
-        f"WHERE {REASON} IS NOT NULL"
-    )
+    date_range = None
+    stamp_column = contract.TIMESTAMP_COLUMNS.get(spec.name)
+    if stamp_column is not None:
+        typed = quote(P + "v_" + stamp_column)
+        low, high = connection.execute(
+            f"SELECT min({typed}), max({typed}) FROM {_clean(spec)}"
+        ).fetchone()
+        date_range = {"column": stamp_column, "min": _iso(low), "max": _iso(high)}
     counts = connection.execute(
-        f"SELECT {REASON}, count(*) FROM {bad} GROUP BY 1 ORDER BY count(*) DESC, min({LINE})"
+        f"SELECT {REASON}, count(*) FROM {bad} WHERE {REASON} IS NOT NULL "
+        f"GROUP BY 1 ORDER BY count(*) DESC, min({LINE})"
     ).fetchall()
     rejected_rows = sum(int(n) for _, n in counts)
     dependent = sum(int(n) for name, n in counts if name in DEPENDENT_REASONS)
