@@ -181,6 +181,13 @@ def test_source_engine_computes_in_postgres_and_keeps_the_events_there(
     expected_weekly = events_per_week(expected.events)
     pd.testing.assert_series_equal(weekly, expected_weekly, check_index_type=False)
     assert weekly.sum() == report["tables"]["events"]["rows_written"]
+    from insightos_utils.leads.card import data_hash, data_hash_rule
+
+    # the events are in the model's data_hash, fingerprinted in the database
+    assert "source engine" in data_hash_rule(data.events)
+    fingerprint = pipeline.events_fingerprint(pipeline.engine_of(data.events))
+    assert fingerprint.startswith(f"source:{report['tables']['events']['rows_written']}:")
+    assert data_hash(data.users, data.events) == data_hash(data.users, data.events)
 
 
 # --- insightos run --source: the whole pipeline ------------------------------------------------

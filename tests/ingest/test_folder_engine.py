@@ -164,8 +164,11 @@ def test_typed_parquet_and_header_only_events(tmp_path: Path) -> None:
     tables = company()
     events = tables["events"].copy()
     events["occurred_at"] = pd.to_datetime(events["occurred_at"]).dt.tz_convert("Asia/Tokyo")
-    events["user_id"] = events["user_id"].astype("category")
-    assert_same_outputs(both_engines({**tables, "events": events}, tmp_path / "typed", "parquet"))
+    events["event_name"] = events["event_name"].astype("category")  # a dictionary column
+    users = tables["users"].assign(user_id=[float(i) for i in range(1, len(tables["users"]) + 1)])
+    events["user_id"] = [1.0 + i % 20 for i in range(len(events))]  # ids a database gave as floats
+    typed = {**tables, "users": users, "events": events}
+    assert_same_outputs(both_engines(typed, tmp_path / "typed", "parquet"))
     empty = {**tables, "events": tables["events"].iloc[:0]}
     assert_same_outputs(both_engines(empty, tmp_path / "empty"))
 

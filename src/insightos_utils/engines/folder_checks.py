@@ -61,6 +61,12 @@ class DuckColumn(Column):
 
     @property
     def text(self) -> str:
+        if self.db_type in ("FLOAT", "DOUBLE"):  # a whole number without ".0", as pandas says
+            whole = f"CAST(CAST({self.raw} AS BIGINT) AS VARCHAR)"
+            return (
+                f"(CASE WHEN isfinite({self.raw}) AND {self.raw} = round({self.raw}) "
+                f"AND abs({self.raw}) < 9e15 THEN {whole} ELSE CAST({self.raw} AS VARCHAR) END)"
+            )
         return self.raw if self.is_text else f"CAST({self.raw} AS VARCHAR)"
 
     @property
