@@ -17,6 +17,7 @@ UTF-8, open quotes) stops ingest with the file path's message (``sources.unparse
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,15 @@ def connect(settings: EngineSettings | None = None) -> Any:
         config["threads"] = int(settings.threads)
     connection = duckdb.connect(config=config)
     connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("SET enable_progress_bar = false")
+    quiet_progress(connection.execute)
     return connection
+
+
+def quiet_progress(execute: Any) -> None:
+    """No DuckDB progress bar. Inside Jupyter (the notebooks) DuckDB refuses to change that
+    setting without ipywidgets — and shows none there anyway — so a refusal is fine."""
+    with contextlib.suppress(Exception):  # duckdb.InvalidInputException in a kernel
+        execute("SET enable_progress_bar = false")
 
 
 @dataclass
