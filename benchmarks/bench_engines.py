@@ -123,6 +123,7 @@ def make_lake(
           SELECT t.transaction_id || '~' || c.i AS transaction_id, t.user_id || '~' || c.i AS user_id,
                  occurred_at::TIMESTAMP AS occurred_at, amount
           FROM read_parquet('{base}/transactions.parquet') t, range({copies}) c(i)
+          WHERE true{partial.replace("e.user_id", "t.user_id")}
         ) TO '{folder}/transactions.parquet' (FORMAT parquet)"""
     )
     counts = {
