@@ -49,8 +49,12 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict[str, int]:
-    """A Parquet folder of ``n_users`` users and about ``n_events`` events (see module doc)."""
+def make_lake(
+    folder: Path, n_users: int, n_events: int, seed: int = 42, properties: bool = False
+) -> dict[str, int]:
+    """A Parquet folder of ``n_users`` users and about ``n_events`` events (see module doc);
+    ``properties``: the events also get the contract's ``properties`` (JSON text or empty),
+    which ``insightos ingest`` requires."""
     import duckdb
 
     base_users = min(n_users, BASE_USERS)
@@ -100,10 +104,16 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
           ORDER BY c.i, u.user_id LIMIT {n_users}
         ) TO '{folder}/users.parquet' (FORMAT parquet)"""
     )
+    extra = (
+        """, CASE WHEN hash(e.event_id, r.j) % 3 = 0 THEN '{"plan": "team", "n": ' || r.j || '}'
+                  ELSE '' END AS properties"""
+        if properties
+        else ""
+    )
     con.execute(
         f"""COPY (
           SELECT e.event_id || '~' || c.i || '~' || r.j AS event_id, e.user_id || '~' || c.i AS user_id,
-                 event_name, occurred_at::TIMESTAMP + r.j * INTERVAL 17 MINUTE AS occurred_at
+                 event_name, occurred_at::TIMESTAMP + r.j * INTERVAL 17 MINUTE AS occurred_at{extra}
           FROM read_parquet('{base}/events.parquet') e, range({copies}) c(i), range({replicas}) r(j)
           WHERE (r.j < {whole} OR hash(e.event_id, c.i) % 1000000 < {keep_part}){partial}
         ) TO '{folder}/events.parquet' (FORMAT parquet)"""
@@ -113,6 +123,7 @@ def make_lake(folder: Path, n_users: int, n_events: int, seed: int = 42) -> dict
           SELECT t.transaction_id || '~' || c.i AS transaction_id, t.user_id || '~' || c.i AS user_id,
                  occurred_at::TIMESTAMP AS occurred_at, amount
           FROM read_parquet('{base}/transactions.parquet') t, range({copies}) c(i)
+          WHERE true{partial.replace("e.user_id", "t.user_id")}
         ) TO '{folder}/transactions.parquet' (FORMAT parquet)"""
     )
     counts = {

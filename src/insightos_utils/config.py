@@ -76,6 +76,7 @@ class DataConfig:
     stale_after_days: int = number(30, 1)
     shrink_warning_share: float = number(0.5, 0.0, 1.0, low_open=True)
     engine: str = choice("auto", "auto", "memory", "duckdb", "source", "spark")
+    engine_memory_limit: str = text("")  # e.g. "3GB": DuckDB spills beyond it; "" = default
 
 
 @dataclass(frozen=True)

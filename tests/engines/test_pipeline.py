@@ -109,9 +109,46 @@ def test_duckdb_engine_gives_the_memory_tables(
         tmp_path / "p", raw_dir=small_raw, config=DataConfig(engine="duckdb"), show_progress=False
     )
     assert report["engine"]["name"] == "duckdb" and report["engine"]["events_copied"]
+    assert report["tables"]["events"]["validated_in"] == "duckdb"
     got = pipeline_results(tmp_path / "p")
     assert got["engine"] is not None and got["engine"].engine == "duckdb"
     assert_same_results(got, memory_results)
+    # no event row is loaded: an empty placeholder carries the engine to every consumer
+    data, expected = read_processed(tmp_path / "p"), memory_results["data"]
+    assert data.events.empty and list(data.events.columns) == list(expected.events.columns)
+    assert features.encode_events(data.events) is data.events
+    pd.testing.assert_frame_equal(data.users, expected.users)
+    weekly = events_per_week(data.events)  # 01_ingest's chart, counted by DuckDB
+    pd.testing.assert_series_equal(weekly, events_per_week(expected.events), check_index_type=False)
+    assert pipeline.events_left_in_database(data.events) is not None
+
+
+def test_data_hash_on_an_engine_covers_the_events_where_they_are(
+    small_raw: Path, memory_results: dict[str, Any], tmp_path: Path
+) -> None:
+    from insightos_utils.leads.card import DATA_HASH_RULE, data_hash, data_hash_rule
+
+    expected = memory_results["data"]
+    assert data_hash_rule(expected.events) == DATA_HASH_RULE  # the in-memory rule, unchanged
+    hashes = {}
+    for name, drop in (("same", None), ("one_event_less", 5)):
+        raw = tmp_path / f"raw-{name}"
+        raw.mkdir()
+        for path in small_raw.glob("*.csv"):
+            lines = path.read_text().splitlines(keepends=True)
+            if drop is not None and path.stem == "events":
+                del lines[drop]
+            (raw / path.name).write_text("".join(lines))
+        ingest(
+            tmp_path / name, raw_dir=raw, config=DataConfig(engine="duckdb"), show_progress=False
+        )
+        data = read_processed(tmp_path / name)
+        assert "duckdb engine" in data_hash_rule(data.events)
+        hashes[name] = data_hash(data.users, data.events)
+    again = read_processed(tmp_path / "same")
+    assert data_hash(again.users, again.events) == hashes["same"]  # stable
+    assert hashes["one_event_less"] != hashes["same"]  # only an event changed: a new hash
+    assert hashes["same"] != data_hash(expected.users, expected.events)  # another rule
 
 
 def test_a_moved_processed_folder_is_read_where_it_is(small_raw: Path, tmp_path: Path) -> None:
@@ -123,8 +160,9 @@ def test_a_moved_processed_folder_is_read_where_it_is(small_raw: Path, tmp_path:
     data = read_processed(tmp_path / "b")
     ref = pipeline.engine_of(data.users)
     assert ref is not None and ref.location == str((tmp_path / "b").resolve())
+    events = pd.read_parquet(tmp_path / "b" / "events.parquet")  # what the engine reads
     assert features.resolve_as_of(data.users, data.events, None) == features.resolve_as_of(
-        pipeline.plain(data.users), pipeline.plain(data.events), None
+        pipeline.plain(data.users), events, None
     )
 
 
@@ -160,6 +198,14 @@ def test_source_engine_computes_in_postgres_and_keeps_the_events_there(
         assert len(expected_table) >= 2, name
         got_table = pd.read_csv(tmp_path / "database_run" / name)
         pd.testing.assert_frame_equal(got_table, expected_table, rtol=1e-12)
+
+    from insightos_utils.leads.card import data_hash, data_hash_rule
+
+    # the events are in the model's data_hash, fingerprinted in the database
+    assert "source engine" in data_hash_rule(data.events)
+    fingerprint = pipeline.events_fingerprint(pipeline.engine_of(data.events))
+    assert fingerprint.startswith(f"source:{report['tables']['events']['rows_written']}:")
+    assert data_hash(data.users, data.events) == data_hash(data.users, data.events)
 
 
 def _product_config(processed: Path) -> PipelineConfig:

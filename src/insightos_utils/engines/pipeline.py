@@ -129,15 +129,19 @@ def _report(ref: EngineRef) -> dict[str, Any]:
 
 
 def _open(ref: EngineRef, report: dict[str, Any]) -> EngineTables:
+    from insightos_utils.engines.choice import EngineSettings
     from insightos_utils.engines.sources import open_source
+
+    limit = (report.get("engine") or {}).get("memory_limit")  # [data] engine_memory_limit
+    settings = EngineSettings(memory_limit=str(limit) if limit else None)
 
     if ref.engine == "source":
         from insightos_utils.engines.validation import DatabaseValidation
         from insightos_utils.ingest.sources import connection_url
 
         url = connection_url(ref.location, os.environ)
-        return open_source(url, "source", validation=DatabaseValidation(report=report))
-    return open_source(ref.location, ref.engine)
+        return open_source(url, "source", settings, validation=DatabaseValidation(report=report))
+    return open_source(ref.location, ref.engine, settings)
 
 
 # --------------------------------------------------------------- the feature table
@@ -298,12 +302,49 @@ def event_weeks(ref: EngineRef) -> pd.Series:
 
 
 def events_left_in_database(events: pd.DataFrame) -> str | None:
-    """Why ``events`` has no rows although the company has events (they stay in the source
-    database under engine ``source``), else None."""
+    """Why ``events`` has no rows although the company may have events (they stay with the
+    engine: in the source database under ``source``, in the processed Parquet that DuckDB or
+    Spark reads under ``duckdb`` / ``spark``), else None."""
     ref = engine_of(events)
-    if ref is None or ref.engine != "source" or len(events):
+    if ref is None or len(events):
         return None
+    if ref.engine == "source":
+        return (
+            f"The events stay in the source database ([data] engine = 'source', {ref.location}): "
+            "only per-user tables leave it"
+        )
     return (
-        f"The events stay in the source database ([data] engine = 'source', {ref.location}): "
-        "only per-user tables leave it"
+        f"The events stay in the processed Parquet ({ref.location}) that the {ref.engine} engine "
+        f"reads ([data] engine = '{ref.engine}'): only per-user tables are loaded into memory"
     )
+
+
+FINGERPRINT_MODULUS = 2_147_483_629  # a prime below 2**31: the sums fit int64 on every engine
+
+
+def events_fingerprint(ref: EngineRef) -> str:
+    """The events a run computes on, summarised where they are (no row leaves the engine):
+    engine name, row count, earliest and latest ``occurred_at``, and two order-independent sums
+    of the engine's 64-bit hash of ``user_id|event_name|occurred_at`` (reduced modulo
+    ``FINGERPRINT_MODULUS``; the second over the hash of the reversed order). The hash function
+    is the engine's own, so another engine gives another fingerprint for the same rows."""
+    with open_ref(ref) as tables:
+        events = tables.events
+        text = events.occurred_at.cast("string").fill_null("")
+        forward = events.user_id.fill_null("") + "|" + events.event_name.fill_null("") + "|" + text
+        backward = text + "|" + events.event_name.fill_null("") + "|" + events.user_id.fill_null("")
+        summary = events.aggregate(
+            rows=events.count(),
+            first=events.occurred_at.min().cast("string"),
+            last=events.occurred_at.max().cast("string"),
+            forward=(forward.hash() % FINGERPRINT_MODULUS).sum(),
+            backward=(backward.hash() % FINGERPRINT_MODULUS).sum(),
+        )
+        row = tables.execute(summary).iloc[0]
+    values = [ref.engine] + [
+        ""
+        if pd.isna(row[name])
+        else str(int(row[name]) if name in ("rows", "forward", "backward") else row[name])
+        for name in ("rows", "first", "last", "forward", "backward")
+    ]
+    return ":".join(values)

@@ -137,7 +137,9 @@ def _open_duckdb(folder: Path, settings: EngineSettings) -> tuple[Any, Callable[
     if settings.threads:
         config["threads"] = int(settings.threads)
     backend = ibis.duckdb.connect(**config)
-    backend.raw_sql("SET enable_progress_bar = false")
+    from insightos_utils.engines.folder_checks import quiet_progress
+
+    quiet_progress(backend.raw_sql)  # raises inside a Jupyter kernel: the notebooks
 
     def read(path: Path | str) -> Any:
         path = Path(path)

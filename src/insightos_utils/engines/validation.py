@@ -30,6 +30,14 @@ import pandas as pd
 from insightos_utils import contract
 from insightos_utils.config import DataConfig
 from insightos_utils.contract import DEPENDENT_REASONS, TABLES, TableSpec
+from insightos_utils.engines.check_sql import NUMBER_PATTERN as _NUMBER_PATTERN
+from insightos_utils.engines.check_sql import TS_PATTERN as _TS_PATTERN
+from insightos_utils.engines.check_sql import Column as _Column
+from insightos_utils.engines.check_sql import P as _P
+from insightos_utils.engines.check_sql import literal as _literal
+from insightos_utils.engines.check_sql import outside as _outside
+from insightos_utils.engines.check_sql import quote as _quote
+from insightos_utils.engines.check_sql import reason_branches as _reason_branches
 from insightos_utils.errors import InputError, InsightOSError
 from insightos_utils.ingest.checks import CAUSES_SHOWN, Plausible
 from insightos_utils.ingest.report import threshold_message
@@ -37,13 +45,6 @@ from insightos_utils.io_utils import utc_now
 
 REJECT_CAP = 10_000  # rejected rows returned per table (the counts are always complete)
 FIRST_ROWS_SHOWN = 5
-_P = "__insightos_"  # prefix of the columns the checks add (never a user's column)
-_TS_PATTERN = (
-    r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)?\s*$"
-)
-_NUMBER_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-_BLANK_PATTERN = r"^\s*$"
-_TEXT_TYPES = ("text", "character varying", "character", "name", "citext")
 
 FUNCTIONS = (
     rf"""
@@ -93,127 +94,6 @@ class DatabaseValidation:
             for entry in self.report["tables"].values()
             if entry.get("present")
         )
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-@dataclass(frozen=True)
-class _Column:
-    """One contract column's SQL: its text, typed value, emptiness and validity."""
-
-    name: str
-    kind: str  # contract kind
-    db_type: str  # information_schema data_type
-
-    @property
-    def raw(self) -> str:
-        return f"src.{_quote(self.name)}"
-
-    @property
-    def is_text(self) -> bool:
-        return self.db_type in _TEXT_TYPES
-
-    @property
-    def text(self) -> str:
-        return self.raw if self.is_text else f"{self.raw}::text"
-
-    @property
-    def empty(self) -> str:
-        if self.is_text or self.db_type in ("json", "jsonb"):
-            return f"({self.raw} IS NULL OR {self.text} ~ '{_BLANK_PATTERN}')"
-        return f"({self.raw} IS NULL)"
-
-    @property
-    def value(self) -> str:
-        """The typed value (NULL where empty or unparseable)."""
-        if self.kind == "timestamp":
-            if self.db_type == "timestamp with time zone":
-                return f"({self.raw} AT TIME ZONE 'UTC')"
-            if self.db_type in ("timestamp without time zone", "date"):
-                return f"{self.raw}::timestamp"
-            return f"pg_temp.insightos_timestamp({self.text})"
-        if self.kind == "number":
-            if self.db_type in (
-                "double precision",
-                "real",
-                "numeric",
-                "integer",
-                "bigint",
-                "smallint",
-            ):
-                return (
-                    f"(CASE WHEN {self.raw}::float8 IN ('NaN'::float8, 'Infinity'::float8, "
-                    f"'-Infinity'::float8) THEN NULL ELSE {self.raw}::float8 END)"
-                )
-            return f"pg_temp.insightos_number({self.text})"
-        return self.text
-
-    @property
-    def json_ok(self) -> str:
-        if self.db_type in ("json", "jsonb"):
-            return f"({self.raw} IS NULL OR jsonb_typeof({self.raw}::jsonb) IN ('object', 'null'))"
-        return f"pg_temp.insightos_json_object({self.text})"
-
-
-def _reason_branches(
-    spec: TableSpec, columns: dict[str, _Column], has_users: bool, plausible: Plausible
-) -> list[str]:
-    """``WHEN condition THEN 'reason'`` in ingest's order of precedence (first reason wins)."""
-    branches = []
-    for column in spec.columns:
-        if column.name not in columns:  # an optional column the table does not have
-            continue
-        sql = columns[column.name]
-        if column.kind == "json":
-            branches.append(f"WHEN NOT {sql.json_ok} THEN 'bad_{column.name}'")
-            continue
-        if not column.nullable:
-            branches.append(f"WHEN {sql.empty} THEN 'empty_{column.name}'")
-        if column.kind in ("timestamp", "number"):
-            branches.append(
-                f"WHEN NOT {sql.empty} AND {sql.value} IS NULL THEN 'bad_{column.name}'"
-            )
-    for sql in columns.values():
-        if sql.kind == "timestamp":
-            branches.append(f"WHEN {_outside(sql.value, plausible)} THEN 'implausible_timestamp'")
-    if spec is contract.USERS:
-        statuses = ", ".join(_literal(s) for s in sorted(contract.STATUSES))
-        status, converted, created = (columns[n] for n in ("status", "converted_at", "created_at"))
-        branches += [
-            f"WHEN {status.text} IS NOT NULL AND {status.text} NOT IN ({statuses}) THEN 'unknown_status'",
-            f"WHEN {status.text} = 'converted' AND {converted.value} IS NULL "
-            "THEN 'converted_without_converted_at'",
-            f"WHEN {converted.value} < {created.value} THEN 'converted_before_created'",
-        ]
-        if "closed_at" in columns:
-            closed = columns["closed_at"].value
-            branches.append(f"WHEN {closed} < {created.value} THEN 'closed_before_created'")
-    if "user_id" in columns and spec is not contract.USERS and has_users:
-        branches += [
-            "WHEN kept.user_id IS NULL AND known.user_id IS NOT NULL THEN 'user_rejected'",
-            "WHEN kept.user_id IS NULL THEN 'orphan_user_id'",
-        ]
-    if spec is contract.TRANSACTIONS:
-        branches.append(f"WHEN {columns['amount'].value} <= 0 THEN 'non_positive_amount'")
-    if spec is contract.CAMPAIGN_SPEND:
-        branches.append(f"WHEN {columns['spend'].value} < 0 THEN 'negative_spend'")
-    return branches
-
-
-def _stamp(value: pd.Timestamp) -> str:
-    return f"TIMESTAMP '{pd.Timestamp(value).isoformat(sep=' ')}'"
-
-
-def _outside(value: str, plausible: Plausible) -> str:
-    """SQL: a present timestamp outside ingest's plausible range."""
-    low, high = _stamp(plausible.earliest), _stamp(plausible.latest)
-    return f"({value} < {low} OR {value} > {high})"
 
 
 def checked_view_sql(

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from insightos_utils import contract
 from insightos_utils.config import DataConfig
 from insightos_utils.contract import TABLES
+from insightos_utils.engines.choice import EngineSettings
 from insightos_utils.errors import InputError
 from insightos_utils.ingest.checks import Plausible, TableResult, check_table
 from insightos_utils.ingest.database import engine_record, ingest_in_database
@@ -85,9 +86,11 @@ def read_processed(processed_dir: str | Path) -> ProcessedData:
     """Load the Parquet tables written by ``ingest`` from ``processed_dir``.
 
     When ingest chose an engine other than ``memory`` (its report's ``"engine"``), the tables
-    carry it (``engines.pipeline.engine_of``) and the feature table, as-of and RFM summary are
-    computed there. Under engine ``source`` the events stay in the database: ``events`` is
-    then an empty table with the contract's columns.
+    carry it (``engines.pipeline.engine_of``) and the feature table, as-of, RFM summary, weekly
+    event counts and data fingerprint are computed there. The events are then never loaded:
+    ``events`` is an empty table with the contract's columns carrying the engine (under
+    ``source`` they stay in the database; under ``duckdb`` and ``spark`` in the processed
+    ``events.parquet``, which the engine reads), so that nothing downstream holds every event.
     """
     from insightos_utils.engines import pipeline
 
@@ -98,8 +101,8 @@ def read_processed(processed_dir: str | Path) -> ProcessedData:
         return pd.read_parquet(path) if path.exists() else None
 
     ref = pipeline.ref_from_report(read_report(processed_dir), processed_dir)
-    events = optional("events")
-    if events is None and ref is not None and ref.engine == "source":
+    events = None if ref is not None else optional("events")
+    if ref is not None and (ref.engine == "source" or (processed_dir / "events.parquet").exists()):
         events = pd.DataFrame(
             {
                 "event_id": pd.Series([], dtype="str"),
@@ -161,6 +164,7 @@ def ingest(
     show_progress: bool = True,
     now: pd.Timestamp | None = None,
     previous_report: dict[str, Any] | None = None,
+    engine_settings: EngineSettings | None = None,
 ) -> dict[str, Any]:
     """Validate, deduplicate and type the raw tables into ``out_dir``; return the ingest report.
 
@@ -168,7 +172,10 @@ def ingest(
     ``source_url`` (a SQLAlchemy URL). ``config`` is the ``[data]`` section (reject share,
     plausible time range, warnings); ``now`` the run's clock (default: the current time);
     ``previous_report`` the report of an earlier ingest to compare table sizes with (default: the
-    one already in ``out_dir``). Writes ``<table>.parquet``, ``ingest_report.json`` and
+    one already in ``out_dir``); ``engine_settings``: DuckDB's memory limit, spill folder and
+    threads when the folder is checked there (``[data] engine = "duckdb"``; default: the
+    memory limit of ``[data] engine_memory_limit``, recorded in the report for the later
+    stages' engine). Writes ``<table>.parquet``, ``ingest_report.json`` and
     ``rejected_<table>.csv`` (tables with rejects). Raises ``InputError`` on bad input.
     """
     config = config or DataConfig()
@@ -182,9 +189,21 @@ def ingest(
     out_dir = Path(out_dir)
     previous = previous_report if previous_report is not None else read_report(out_dir)
     engine = _engine_record(config, raw_dir, source_url, out_dir)
+    if config.engine_memory_limit:
+        engine["memory_limit"] = config.engine_memory_limit
+    engine_settings = engine_settings or EngineSettings(
+        memory_limit=config.engine_memory_limit or None
+    )
     if engine["name"] == "source":  # the checks run in the database, the events stay there
         assert source_url
         return ingest_in_database(out_dir, source_url, config, clock, plausible, previous, engine)
+    if engine["name"] == "duckdb" and raw_dir:  # the events are checked and written by DuckDB
+        from insightos_utils.ingest.folder_engine import ingest_folder_in_duckdb
+
+        return ingest_folder_in_duckdb(
+            out_dir, raw_dir, config, clock, plausible, previous, engine,
+            show_progress=show_progress, settings=engine_settings,
+        )  # fmt: skip
     source = open_source(raw_dir, source_url)
     try:
         located = {spec.name: source.locate(spec) for spec in TABLES}

@@ -212,13 +212,19 @@ def _check_plausible(
 
 def _cascade_causes(rejected: pd.DataFrame, cascade: np.ndarray, users: TableResult) -> list[str]:
     """The users rows (file and line, reason) that took dependent rows with them."""
+    dependent = fastpath.text_values(rejected["user_id"][cascade]).value_counts()
+    return cascade_causes(dependent, users)
+
+
+def cascade_causes(dependent: pd.Series, users: TableResult) -> list[str]:
+    """Words for ``dependent`` (rows rejected per user_id, most first): each user's line and
+    reason in ``users``, the first ``CAUSES_SHOWN`` of them."""
     user_rows = users.rejected
     ids = fastpath.text_values(user_rows["user_id"]).to_numpy()
     first_line = pd.Series(user_rows["line"].to_numpy(), index=ids)
     first_line = first_line[~first_line.index.duplicated()]
     first_reason = pd.Series(user_rows["reason"].to_numpy(), index=ids)
     first_reason = first_reason[~first_reason.index.duplicated()]
-    dependent = fastpath.text_values(rejected["user_id"][cascade]).value_counts()
     causes = []
     for user_id, rows in dependent.head(CAUSES_SHOWN).items():
         line = first_line.get(user_id)

@@ -10,8 +10,9 @@ same source (``shrink_warning_share``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -22,6 +23,9 @@ from insightos_utils.config import DataConfig
 from insightos_utils.contract import TABLES
 from insightos_utils.ingest.checks import TableResult
 from insightos_utils.io_utils import atomic_write, atomic_write_json, atomic_write_many
+
+if TYPE_CHECKING:
+    from insightos_utils.engines.folder_checks import FileChecks
 
 REPORT_NAME = "ingest_report.json"
 FIRST_ROWS_SHOWN = 5  # offending lines named in a threshold error
@@ -47,10 +51,22 @@ def _write_parquet(result: TableResult, path: Path) -> None:
             writer.write_batch(batch if keep.all() else batch.filter(pa.array(keep)))
 
 
+def _rejected_writer(result: TableResult | FileChecks) -> Callable[[Path], Any]:
+    if isinstance(result, TableResult):
+        return functools.partial(_write_rejected, result)
+    return result.write_rejected  # checked in DuckDB: DuckDB writes the rows
+
+
+def _parquet_writer(result: TableResult | FileChecks) -> Callable[[Path], Any]:
+    if isinstance(result, TableResult):
+        return functools.partial(_write_parquet, result)
+    return result.write_clean
+
+
 def write_outputs(
     out_dir: Path,
     description: str,
-    results: dict[str, TableResult | None],
+    results: Mapping[str, TableResult | FileChecks | None],
     config: DataConfig,
     now: pd.Timestamp,
     previous: dict[str, Any] | None,
@@ -58,7 +74,9 @@ def write_outputs(
     engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rejected files and the report always; Parquet only when every table is within bounds.
-    ``engine``: where the per-user tables will be computed (``"engine"`` in the report)."""
+    ``engine``: where the per-user tables will be computed (``"engine"`` in the report). A
+    result is a table checked in pandas (``TableResult``) or a file checked in DuckDB
+    (``engines.folder_checks.FileChecks``), which writes its own rows."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, Any] = {}
     failures: list[str] = []
@@ -69,19 +87,24 @@ def write_outputs(
             rejected_path.unlink(missing_ok=True)
             continue
         tables[name] = result.report
-        if len(result.rejected):
-            atomic_write(rejected_path, functools.partial(_write_rejected, result))
+        if result.report["rejected_rows"]:
+            atomic_write(rejected_path, _rejected_writer(result))
             result.report["rejected_file"] = rejected_path.name
         else:
             rejected_path.unlink(missing_ok=True)
         if result.report["reject_share"] > config.max_reject_share:
-            failures.append(_threshold_message(result, rejected_path, config.max_reject_share))
+            first = result.rejected if isinstance(result, TableResult) else result.first_rows
+            failures.append(
+                threshold_message(
+                    result.spec, result.report, first, rejected_path, config.max_reject_share
+                )
+            )
 
     ok = not failures
     if ok:  # all Parquet under temporary names first, then renamed: never a mixed set
         atomic_write_many(
             {
-                out_dir / f"{name}.parquet": functools.partial(_write_parquet, result)
+                out_dir / f"{name}.parquet": _parquet_writer(result)
                 for name, result in results.items()
                 if result is not None
             }
@@ -134,10 +157,6 @@ def report_document(
         report["engine"] = engine
     report["warnings"] = data_warnings(report, config, now, previous)
     return report
-
-
-def _threshold_message(result: TableResult, rejected_path: Path, max_share: float) -> str:
-    return threshold_message(result.spec, result.report, result.rejected, rejected_path, max_share)
 
 
 def threshold_message(
@@ -330,11 +349,12 @@ def report_summary(report: dict[str, Any]) -> str:
 
 def events_per_week(events: pd.DataFrame) -> pd.Series:
     """Number of events per calendar week (weeks start on Monday, UTC), empty weeks as 0.
-    Counted in the database when the events stayed there (``[data] engine = "source"``)."""
+    Counted by the engine when the events stay with it (``[data] engine`` source, duckdb or
+    spark: ``read_processed`` then gives an empty placeholder carrying the engine)."""
     from insightos_utils.engines import pipeline
 
     ref = pipeline.engine_of(events)
-    if ref is not None and ref.engine == "source" and not len(events):
+    if ref is not None and not len(events):
         counts = pipeline.event_weeks(ref)
     else:
         stamps = events["occurred_at"].dropna()

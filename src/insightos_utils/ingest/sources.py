@@ -262,19 +262,7 @@ def _read_csv(path: Path, header: list[str]) -> RawTable:
             ),
         )
     except (pa.ArrowException, OSError) as error:
-        bad_text = _first_non_utf8(path, header)
-        if bad_text is not None:
-            line, column = bad_text
-            raise InputError(
-                f"{path}: line {line}, column '{column}' is not UTF-8 text (the file looks like "
-                "Latin-1 or Windows-1252); save the file as UTF-8 and run again"
-            ) from None
-        bad_line = _first_bad_csv_line(path, len(header))
-        where = f" at line {bad_line}" if bad_line else ""
-        raise InputError(
-            f"{path}: cannot be parsed as CSV{where} ({error}); every row needs the header's "
-            f"{len(header)} fields, UTF-8 text and closed quotes"
-        ) from None
+        raise unparseable_csv(path, header, error) from None
     frame = table.to_pandas()
     lines = positional_lines(len(frame))
     extra_lines = np.zeros(len(frame), dtype=np.int64)
@@ -284,6 +272,24 @@ def _read_csv(path: Path, header: list[str]) -> RawTable:
     if extra_lines.any():  # a record spanning lines pushes every later record down
         lines += np.concatenate([[0], np.cumsum(extra_lines)[:-1]])
     return RawTable(str(path), "csv", frame, lines)
+
+
+def unparseable_csv(path: Path, header: list[str], error: Exception) -> InputError:
+    """The error for a CSV file a reader refused: the first line (and column) that is not
+    UTF-8, else the first record whose field count differs from the header's."""
+    bad_text = _first_non_utf8(path, header)
+    if bad_text is not None:
+        line, column = bad_text
+        return InputError(
+            f"{path}: line {line}, column '{column}' is not UTF-8 text (the file looks like "
+            "Latin-1 or Windows-1252); save the file as UTF-8 and run again"
+        )
+    bad_line = _first_bad_csv_line(path, len(header))
+    where = f" at line {bad_line}" if bad_line else ""
+    return InputError(
+        f"{path}: cannot be parsed as CSV{where} ({error}); every row needs the header's "
+        f"{len(header)} fields, UTF-8 text and closed quotes"
+    )
 
 
 def _first_bad_csv_line(path: Path, n_fields: int) -> int | None:

@@ -30,16 +30,45 @@ DATA_HASH_RULE = (
 )
 
 
+ENGINE_DATA_HASH_RULE = (
+    "sha256 over users as in the in-memory rule (pandas.util.hash_pandas_object of user_id, "
+    "created_at, status, converted_at, marketing sorted by user_id), then the events' "
+    "fingerprint computed by the {engine} engine where the events are "
+    "(engines.pipeline.events_fingerprint: row count, earliest and latest occurred_at, two "
+    "order-independent sums of the engine's hash of user_id|event_name|occurred_at); the hash "
+    "function is the engine's own, so the same data on another engine gives another data_hash"
+)
+_USERS_HASHED = ("user_id", "created_at", "status", "converted_at", "marketing")
+_EVENTS_HASHED = ("event_id", "user_id", "event_name", "occurred_at")
+
+
+def _on_engine(events: pd.DataFrame) -> Any:
+    """The engine reference of ``events`` when its rows stay with an engine, else None."""
+    from insightos_utils.engines.pipeline import engine_of
+
+    ref = engine_of(events)
+    return ref if ref is not None and not len(events) else None
+
+
+def data_hash_rule(events: pd.DataFrame) -> str:
+    """How ``data_hash`` fingerprinted these events (``"data_hash_rule"`` of the model card)."""
+    ref = _on_engine(events)
+    return DATA_HASH_RULE if ref is None else ENGINE_DATA_HASH_RULE.format(engine=ref.engine)
+
+
 def data_hash(users: pd.DataFrame, events: pd.DataFrame) -> str:
     """A stable fingerprint of the processed users and events a model was trained on.
 
     Row order, timestamp resolution and string dtype do not change it (see ``DATA_HASH_RULE``).
+    When the events stay with an engine (``[data] engine`` duckdb, spark or source), their part
+    is computed there (``ENGINE_DATA_HASH_RULE``): no event row is loaded.
     """
     digest = hashlib.sha256()
-    for frame, key, columns in (
-        (users, "user_id", ("user_id", "created_at", "status", "converted_at", "marketing")),
-        (events, "event_id", ("event_id", "user_id", "event_name", "occurred_at")),
-    ):
+    ref = _on_engine(events)
+    parts: list[tuple[pd.DataFrame, str, tuple[str, ...]]] = [(users, "user_id", _USERS_HASHED)]
+    if ref is None:
+        parts.append((events, "event_id", _EVENTS_HASHED))
+    for frame, key, columns in parts:
         present = [c for c in columns if c in frame.columns]
         normal = pd.DataFrame(index=range(len(frame)))
         for column in present:
@@ -52,6 +81,10 @@ def data_hash(users: pd.DataFrame, events: pd.DataFrame) -> str:
             normal = normal.sort_values(key, kind="mergesort")
         digest.update(",".join(present).encode())
         digest.update(pd.util.hash_pandas_object(normal, index=False).to_numpy().tobytes())
+    if ref is not None:
+        from insightos_utils.engines.pipeline import events_fingerprint
+
+        digest.update(events_fingerprint(ref).encode())
     return digest.hexdigest()
 
 
@@ -80,6 +113,7 @@ def model_card(
     scored: pd.DataFrame | None = None,
     time_to_conversion: Mapping[str, Any] | None = None,
     trend: Mapping[str, Any] | None = None,
+    data_hash_rule: str = DATA_HASH_RULE,
 ) -> dict[str, Any]:
     """The contract's ``model_card.json`` (section 3) plus everything a reviewer needs.
 
@@ -151,7 +185,7 @@ def model_card(
         "trained_at": trained_at or utc_stamp(),
         "training_seconds": result.training_seconds,
         "data_hash": data_hash,
-        "data_hash_rule": DATA_HASH_RULE,
+        "data_hash_rule": data_hash_rule,
         "random_seed": result.random_seed,
         "library_versions": library_versions(),
         "backtest": backtest.to_dict() if isinstance(backtest, BacktestResult) else backtest,

@@ -240,7 +240,12 @@ def _codes(values: pd.Series, few_distinct: bool = False) -> tuple[np.ndarray, n
 
 def encode_events(events: pd.DataFrame) -> pd.DataFrame:
     """``events`` with user_id and event_name as categoricals: strings are hashed once here
-    instead of in every ``fit_feature_spec`` / ``build_feature_table`` call."""
+    instead of in every ``fit_feature_spec`` / ``build_feature_table`` call. Events that stay
+    with an engine (an empty placeholder carrying it) are returned as they are."""
+    from insightos_utils.engines import pipeline
+
+    if pipeline.engine_of(events) is not None:
+        return events
     encoded = {}
     for column in ("user_id", "event_name"):
         if column in events.columns and not isinstance(events[column].dtype, pd.CategoricalDtype):

@@ -24,7 +24,7 @@ from insightos_utils.leads import eda, features, scoring
 from insightos_utils.leads.backtest import STAGE as BACKTEST_STAGE
 from insightos_utils.leads.backtest import BacktestResult, backtest
 from insightos_utils.leads.bundle import ModelBundle, load_bundle, save_models
-from insightos_utils.leads.card import as_plain_dict, data_hash, model_card
+from insightos_utils.leads.card import as_plain_dict, data_hash, data_hash_rule, model_card
 from insightos_utils.leads.explain import LeadExplanations
 from insightos_utils.leads.grades import assign_grades
 from insightos_utils.leads.labels import CENSORED, horizon_labels, label_counts
@@ -144,7 +144,7 @@ def train_and_score(
     run_dir = Path(run_dir)
     window = config.features
     settings = config.scoring
-    events = features.encode_events(data.events)
+    events = features.encode_events(data.events)  # unchanged when they stay with an engine
     as_of = features.resolve_as_of(data.users, events, config.data.as_of or None)
     inputs = feature_inputs(data.users, events, as_of, run_dir, config)
     features_by_model = model_features(inputs.decisions, inputs.spec)
@@ -200,6 +200,7 @@ def train_and_score(
         scored=scored,
         time_to_conversion=timing.to_dict(),
         trend=trend,
+        data_hash_rule=data_hash_rule(data.events),
     )
     atomic_write_json(run_dir / MODEL_CARD, card)
     written = [*model_paths.values(), run_dir / MODEL_CARD, run_dir / SCORED_LEADS]
