@@ -93,6 +93,8 @@ TABLES: tuple[CurrentTable, ...] = (
             "ltv_to_cac_ci_low": FLOAT,
             "ltv_to_cac_ci_high": FLOAT,
             "payback_months": FLOAT,
+            "payback_ci_low": FLOAT,
+            "payback_ci_high": FLOAT,
             "interval_method": TEXT,
         },
     ),

@@ -132,3 +132,36 @@ def test_stage_writes_refit_intervals_beside_the_sampling_ones(tmp_path: Path) -
     # every campaign with its own fit is refitted on resamples of its own customers
     own = values[~values["fallback"]]
     assert len(own) > 1 and set(own["interval_method"]) == {"refit"}
+
+
+def test_payback_interval_from_the_campaigns_refitted_monthly_margins() -> None:
+    summary = _world(600, 5)
+    point = customer_ltv(summary, BgNbd().fit(summary), GammaGamma().fit(summary), SETTINGS)
+    ids = point["user_id"].to_numpy()
+    users = pd.DataFrame(
+        {"user_id": ids, "campaign": np.where(np.arange(len(ids)) % 4 == 0, "small", "big")}
+    )
+    campaigns = pd.Series(users["campaign"].to_numpy(), index=summary.index)
+    draws = refit_bootstrap(summary, SETTINGS, "bgnbd", seed=6, samples=30, groups=campaigns)
+    # one replicate's payback curve is the weighted mean of its customers' monthly margins
+    b = int(np.flatnonzero(np.isfinite(draws.ltv[:, 0]))[0])
+    purchases, spend = draws.models[0]
+    table = customer_ltv(summary, purchases, spend, SETTINGS)
+    margins = table[[c for c in table.columns if c.startswith("margin_month_")]].to_numpy()
+    small = (users["campaign"] == "small").to_numpy()
+    w = draws.weights[b] * small
+    expected = (w @ margins) / w.sum()
+    got = draws.group_margins("small")
+    assert got is not None and got.shape == (30, SETTINGS.horizon_months)
+    np.testing.assert_allclose(got[b], expected, rtol=1e-9)
+    assert draws.group_margins("nobody") is None
+    # a spend that pays back inside the horizon: the interval brackets the point payback
+    cumulative = point.loc[small, [c for c in point.columns if c.startswith("margin_")]]
+    target_cac = float(cumulative.mean().cumsum().iloc[5])
+    spend_table = pd.DataFrame(
+        {"campaign": ["small"], "date": ["2025-01-01"], "spend": [target_cac * small.sum()]}
+    )
+    row = campaign_ltv(point, users, spend_table, SETTINGS, refit=draws).set_index("campaign")
+    low, mid, high = row.loc["small", ["payback_ci_low", "payback_months", "payback_ci_high"]]
+    assert low < mid < high and 5 <= mid <= 7
+    assert np.isnan(row.loc["big", "payback_ci_low"])  # no spend, no CAC, no payback

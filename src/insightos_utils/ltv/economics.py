@@ -34,6 +34,8 @@ CAMPAIGN_LTV_COLUMNS = [
     "ltv_to_cac_ci_low",
     "ltv_to_cac_ci_high",
     "payback_months",
+    "payback_ci_low",
+    "payback_ci_high",
     "interval_method",
     "ltv_ci_low_sampling",
     "ltv_ci_high_sampling",
@@ -101,6 +103,24 @@ def payback_months(cumulative_margin: np.ndarray, cac: float) -> float:
     return month + (cac - before) / gained if gained > 0 else float(month + 1)
 
 
+def payback_interval(
+    monthly_draws: np.ndarray | None, cac: float, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """The central ``confidence`` interval of the payback month over refit replicates
+    (``monthly_draws``: each replicate's mean monthly margin, NaN rows for failed ones). A
+    replicate that does not reach CAC within the horizon counts as inf, so the upper end is inf
+    when enough of them do not; no interpolation across it (``inverted_cdf``)."""
+    if monthly_draws is None or not math.isfinite(cac):
+        return float("nan"), float("nan")
+    finite = monthly_draws[np.isfinite(monthly_draws).all(axis=1)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    paybacks = np.array([payback_months(row.cumsum(), cac) for row in finite])
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(paybacks, [tail, 1 - tail], method="inverted_cdf")
+    return float(low), float(high)
+
+
 def spend_by_campaign(campaign_spend: pd.DataFrame | None) -> pd.Series:
     """Total spend per campaign (empty without a spend table)."""
     if campaign_spend is None or not len(campaign_spend):
@@ -124,7 +144,8 @@ def campaign_ltv(
 
     ``ltv_to_cac`` carries the LTV interval divided by CAC; ``payback_months`` is when the
     campaign's mean cumulative expected margin (undiscounted) reaches CAC (inf: not within the
-    horizon).
+    horizon); ``payback_ci_low`` / ``payback_ci_high`` its interval over the refits (with
+    ``refit`` grouped by campaign, ``refit_bootstrap(groups=...)``; NaN otherwise).
     """
     campaigns = customer_campaigns(customer_ltv, users)
     margin_columns = [c for c in customer_ltv.columns if c.startswith("margin_month_")]
@@ -143,6 +164,9 @@ def campaign_ltv(
             method = "refit"
         campaign_spent = float(spend.get(name, float("nan")))
         campaign_cac = cac(campaign_spent, n)
+        payback_low, payback_high = payback_interval(
+            refit.group_margins(name) if refit is not None and n else None, campaign_cac
+        )
         mean = float(ltv[members].mean()) if n else float("nan")
         cumulative = (
             customer_ltv.loc[members, margin_columns].to_numpy(float).mean(axis=0).cumsum()
@@ -165,6 +189,8 @@ def campaign_ltv(
                 "ltv_to_cac_ci_low": low / campaign_cac,
                 "ltv_to_cac_ci_high": high / campaign_cac,
                 "payback_months": payback_months(cumulative, campaign_cac) if n else float("nan"),
+                "payback_ci_low": payback_low,
+                "payback_ci_high": payback_high,
                 "interval_method": method,
                 "ltv_ci_low_sampling": sampling_low,
                 "ltv_ci_high_sampling": sampling_high,

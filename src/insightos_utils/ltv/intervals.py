@@ -36,7 +36,12 @@ from insightos_utils.ltv.models.bgnbd import BgNbd
 from insightos_utils.ltv.models.gamma_gamma import GammaGamma
 from insightos_utils.ltv.models.paretonbd import ParetoNbd
 from insightos_utils.ltv.rfm import distinct_rows
-from insightos_utils.ltv.value import discounted_purchases, new_customer_ltv
+from insightos_utils.ltv.units import periods_per_month
+from insightos_utils.ltv.value import (
+    discount_factors,
+    monthly_expected_purchases,
+    new_customer_ltv,
+)
 
 REFIT_SAMPLES = 200
 PREDICTION_LEVEL = 0.80
@@ -60,6 +65,16 @@ class RefitDraws:
     new_customer_repeat: np.ndarray
     failed: int
     models: list[Models] = field(default_factory=list)
+    group_labels: tuple[str, ...] = ()
+    group_monthly: np.ndarray | None = None  # (samples, groups, months): mean monthly margin
+
+    def group_margins(self, label: str) -> np.ndarray | None:
+        """Each replicate's weighted mean (undiscounted) margin of each month of the horizon
+        over the resampled customers of group ``label`` (a campaign): (samples, months), NaN
+        rows where the replicate failed; None when the draws were not grouped by it."""
+        if self.group_monthly is None or label not in self.group_labels:
+            return None
+        return self.group_monthly[:, self.group_labels.index(label), :]
 
     @property
     def samples(self) -> int:
@@ -139,14 +154,44 @@ class DistinctRows:
 
     def customer_values(self, models: Models, settings: LtvConfig) -> np.ndarray:
         """Every customer's ``customer_ltv`` value under ``models``, computed per distinct row."""
-        purchases, spend = models
-        x, t_x, age = self.purchase_rows
-        discounted = discounted_purchases(purchases, x, t_x, age, settings, distinct=True)
-        sx, sm = self.spend_rows
-        per_purchase = np.asarray(spend.expected_average_value(sx, sm), dtype=float)
+        monthly, per_purchase = self.monthly_terms(models, settings)
+        discounted = monthly @ discount_factors(settings, monthly.shape[1])
         return (
             settings.gross_margin * per_purchase[self.spend_codes] * discounted[self.purchase_codes]
         )
+
+    def monthly_terms(self, models: Models, settings: LtvConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Expected repeat purchases of each month per distinct (x, t_x, T) row (rows, months)
+        and the expected value per purchase per distinct (x, m) row, under ``models``."""
+        purchases, spend = models
+        x, t_x, age = self.purchase_rows
+        month = periods_per_month(settings.time_unit)
+        horizon = int(settings.horizon_months)
+        monthly = monthly_expected_purchases(purchases, x, t_x, age, horizon, month, distinct=True)
+        sx, sm = self.spend_rows
+        return monthly, np.asarray(spend.expected_average_value(sx, sm), dtype=float)
+
+    def group_monthly_margins(
+        self,
+        models: Models,
+        settings: LtvConfig,
+        weights: np.ndarray,
+        groups: np.ndarray,
+        n_groups: int,
+    ) -> np.ndarray:
+        """(groups, months): each group's weighted mean expected margin of each month (the
+        payback curve of a campaign in this replicate), without a (customers, months) table:
+        the weights times value per purchase are summed per (group, distinct purchase row)."""
+        from scipy import sparse
+
+        monthly, per_purchase = self.monthly_terms(models, settings)
+        scaled = weights * settings.gross_margin * per_purchase[self.spend_codes]
+        by_row = sparse.csr_matrix(
+            (scaled, (groups, self.purchase_codes)), shape=(n_groups, monthly.shape[0])
+        )
+        totals = np.bincount(groups, weights=weights, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(by_row @ monthly) / totals[:, None]
 
 
 def _warm_params(model: Any) -> Any:
@@ -191,10 +236,14 @@ def refit_bootstrap(
     samples: int = REFIT_SAMPLES,
     show_progress: bool = False,
     warm: Models | None = None,
+    groups: pd.Series | None = None,
 ) -> RefitDraws:
     """``samples`` customer resamples of ``summary``, each refitted (``model``: the purchase
     model chosen for the point values) and valued over the horizon. ``warm``: the point fit's
-    (purchase model, Gamma-Gamma), to start each refit from; fitted here when not given."""
+    (purchase model, Gamma-Gamma), to start each refit from; fitted here when not given.
+    ``groups`` (a label per customer, e.g. the acquisition campaign, aligned with ``summary``):
+    each replicate's mean monthly margin per group is kept too (``group_margins``: the payback
+    interval)."""
     rng = np.random.default_rng(seed)
     rows = DistinctRows.of(summary)
     n = len(rows)
@@ -207,6 +256,13 @@ def refit_bootstrap(
             warm = rows.refit(np.ones(n), settings, model)
         except FitError:
             warm = None
+    labels: tuple[str, ...] = ()
+    codes = np.zeros(0, dtype=np.int64)
+    monthly = None
+    if groups is not None:
+        factor = pd.factorize(pd.Series(groups, dtype="string").fillna(""), sort=True)
+        codes, labels = factor[0].astype(np.int64), tuple(str(v) for v in factor[1])
+        monthly = np.full((samples, len(labels), int(settings.horizon_months)), np.nan)
     desc = "ltv refits" if show_progress else None
     for b, (w, models) in enumerate(replicates(rows, settings, model, rng, samples, warm, desc)):
         if models is None:
@@ -216,8 +272,10 @@ def refit_bootstrap(
         if not (np.isfinite(values).all() and np.isfinite(new)):
             continue  # the refitted models' predictions broke down: counted as failed
         ltv[b], weights[b], repeat[b] = values, w, new
+        if monthly is not None:
+            monthly[b] = rows.group_monthly_margins(models, settings, w, codes, len(labels))
         fitted.append(models)
-    return RefitDraws(ltv, weights, repeat, samples - len(fitted), fitted)
+    return RefitDraws(ltv, weights, repeat, samples - len(fitted), fitted, labels, monthly)
 
 
 def refit_new_customer(

@@ -185,6 +185,9 @@ def _compute(
             samples=settings.refit_samples,
             show_progress=show_progress,
             warm=(analysis.models.purchases, analysis.models.gamma_gamma),
+            groups=customer_campaigns(
+                pd.DataFrame({"user_id": analysis.summary.index.astype(str)}), data.users
+            ),
         )
     predicted = None
     if per_campaign is None:
