@@ -66,14 +66,14 @@ def both_engines(
     return found
 
 
-def assert_same_outputs(found: dict[str, tuple[dict | str, Path]]) -> None:
-    (memory, memory_out), (duck, duck_out) = found["memory"], found["duckdb"]
+def assert_same_outputs(found: dict[str, tuple[dict | str, Path]], engine: str = "duckdb") -> None:
+    (memory, memory_out), (duck, duck_out) = found["memory"], found[engine]
     assert type(memory) is type(duck), (memory, duck)
     if isinstance(memory, str):  # the messages name each run's own output folder
         assert duck.replace(str(duck_out), str(memory_out)) == memory
     memory_report = json.loads((memory_out / "ingest_report.json").read_text())
     duck_report = json.loads((duck_out / "ingest_report.json").read_text())
-    assert duck_report["engine"]["name"] == "duckdb"
+    assert duck_report["engine"]["name"] == engine
     if duck_report["error"]:
         duck_report["error"] = duck_report["error"].replace(str(duck_out), str(memory_out))
     for key in ("status", "error", "parquet_written", "latest_timestamp", "as_of_default"):
@@ -210,3 +210,23 @@ def test_the_memory_limit_reaches_ingest_and_the_later_engine(tmp_path: Path) ->
     with pipeline.open_ref(ref) as tables:
         (limit,) = tables.backend.raw_sql("SELECT current_setting('memory_limit')").fetchone()
     assert limit.startswith("286") and "MiB" in limit  # 300 MB = 286.1 MiB
+
+
+def test_a_folder_for_the_spark_engine_is_checked_out_of_core_too(tmp_path: Path) -> None:
+    """Under engine spark the events of a local folder are checked and written by DuckDB as
+    under duckdb (no Spark session is needed for ingest), with the same outputs as memory."""
+    from insightos_utils.engines import pipeline
+    from insightos_utils.ingest import read_processed
+
+    raw = write_raw(tmp_path / "raw", with_bad_row(BAD_ROWS["orphan_event"]), "csv")
+    found: dict[str, tuple[dict | str, Path]] = {}
+    for engine in ("memory", "spark"):
+        config = DataConfig(engine=engine, max_reject_share=0.5)
+        out = tmp_path / engine
+        found[engine] = (ingest(out, raw_dir=raw, config=config, show_progress=False, now=NOW), out)
+    report = found["spark"][0]
+    assert isinstance(report, dict) and report["tables"]["events"]["validated_in"] == "duckdb"
+    assert_same_outputs(found, engine="spark")
+    events = read_processed(tmp_path / "spark").events
+    ref = pipeline.engine_of(events)
+    assert len(events) == 0 and ref is not None and ref.engine == "spark"

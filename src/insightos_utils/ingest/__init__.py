@@ -173,7 +173,7 @@ def ingest(
     plausible time range, warnings); ``now`` the run's clock (default: the current time);
     ``previous_report`` the report of an earlier ingest to compare table sizes with (default: the
     one already in ``out_dir``); ``engine_settings``: DuckDB's memory limit, spill folder and
-    threads when the folder is checked there (``[data] engine = "duckdb"``; default: the
+    threads when the folder is checked there (``[data] engine = "duckdb"`` or ``"spark"``; default: the
     memory limit of ``[data] engine_memory_limit``, recorded in the report for the later
     stages' engine). Writes ``<table>.parquet``, ``ingest_report.json`` and
     ``rejected_<table>.csv`` (tables with rejects). Raises ``InputError`` on bad input.
@@ -197,7 +197,9 @@ def ingest(
     if engine["name"] == "source":  # the checks run in the database, the events stay there
         assert source_url
         return ingest_in_database(out_dir, source_url, config, clock, plausible, previous, engine)
-    if engine["name"] == "duckdb" and raw_dir:  # the events are checked and written by DuckDB
+    if engine["name"] in ("duckdb", "spark") and raw_dir:
+        # the events are checked and written by an embedded DuckDB (out of core); under spark
+        # Spark then reads the processed Parquet: ingest needs no more memory than the users
         from insightos_utils.ingest.folder_engine import ingest_folder_in_duckdb
 
         return ingest_folder_in_duckdb(
