@@ -301,24 +301,6 @@ def event_weeks(ref: EngineRef) -> pd.Series:
     ).sort_index()
 
 
-def events_left_in_database(events: pd.DataFrame) -> str | None:
-    """Why ``events`` has no rows although the company may have events (they stay with the
-    engine: in the source database under ``source``, in the processed Parquet that DuckDB or
-    Spark reads under ``duckdb`` / ``spark``), else None."""
-    ref = engine_of(events)
-    if ref is None or len(events):
-        return None
-    if ref.engine == "source":
-        return (
-            f"The events stay in the source database ([data] engine = 'source', {ref.location}): "
-            "only per-user tables leave it"
-        )
-    return (
-        f"The events stay in the processed Parquet ({ref.location}) that the {ref.engine} engine "
-        f"reads ([data] engine = '{ref.engine}'): only per-user tables are loaded into memory"
-    )
-
-
 FINGERPRINT_MODULUS = 2_147_483_629  # a prime below 2**31: the sums fit int64 on every engine
 
 
